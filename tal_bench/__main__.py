@@ -1,0 +1,3 @@
+from tal_bench.cli import main
+
+main()

@@ -1,0 +1,11 @@
+"""The `talbench` command line: thin Typer commands that parse options and call one library
+function each. Each command group lives in its own module and registers on ``app``."""
+
+from __future__ import annotations
+
+from tal_bench.cli.app import app, main
+
+# Command modules register their commands on import; one line per module.
+# (command modules are imported here)
+
+__all__ = ["app", "main"]

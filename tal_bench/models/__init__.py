@@ -1,0 +1,31 @@
+"""Detectors: ``create_model`` builds any registered detector by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from tal_bench.models.base import Detector, ModelSpec
+from tal_bench.registry import MODELS
+
+# Detector modules register themselves on import; new detectors add one line here.
+from tal_bench.models import dummy as _dummy  # noqa: E402,F401  isort: skip
+from tal_bench.models import etad as _etad  # noqa: E402,F401  isort: skip
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registry entry for ``name`` (TalBenchError with suggestions if unknown)."""
+    return MODELS.get(name)
+
+
+def create_model(name: str, model_cfg: Any, input_dim: int, num_classes: int) -> nn.Module:
+    """Build detector ``name`` from its config dataclass."""
+    return get_spec(name).build(model_cfg, input_dim, num_classes)
+
+
+def list_models() -> list[str]:
+    return MODELS.names()
+
+
+__all__ = ["Detector", "ModelSpec", "create_model", "get_spec", "list_models"]
