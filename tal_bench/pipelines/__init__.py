@@ -1,0 +1,8 @@
+"""Pipelines: the only place that wires the stages together (data -> model -> train -> eval ->
+records). The CLI calls one function from here per command."""
+
+from __future__ import annotations
+
+from tal_bench.pipelines.resolve import available_presets, resolve_run_config
+
+__all__ = ["available_presets", "resolve_run_config"]

@@ -1,0 +1,229 @@
+"""The shared training loop: any registered detector, one plain loop.
+
+``fit`` builds the DataLoader (seeded generator, seeded workers), the optimizer and the
+per-iteration schedule from ``TrainConfig``, then runs ``train_one_epoch`` ``epochs`` times:
+``model.training_step(items)["loss"]`` -> backward -> optional gradient clipping -> step ->
+schedule step -> optional EMA update. It measures wall time and peak memory and returns one
+dict per epoch (mean of every logged loss, LR, time).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+from torch.utils.data import DataLoader
+
+from tal_bench.config import TrainConfig
+from tal_bench.errors import TalBenchError
+from tal_bench.train.ema import ModelEma
+from tal_bench.train.optim import make_optimizer, make_scheduler
+from tal_bench.train.seeding import seed_worker
+
+log = logging.getLogger(__name__)
+
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/inf; lower ``train.lr`` or enable ``train.clip_grad_norm``."""
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns: the model to evaluate and the measurements of the run."""
+
+    model: nn.Module  # the EMA copy when cfg.ema, else the trained model
+    epochs: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
+    train_time_s: float = 0.0
+    peak_mem_mib: float = 0.0  # CUDA: max allocated; CPU: peak RSS (VmHWM) of the process
+    peak_mem_kind: str = ""  # "cuda_max_allocated" | "cpu_vmhwm" | "cpu_ru_maxrss"
+    iters_per_epoch: int = 0
+
+
+# ---------------------------------------------------------------------- peak memory
+
+
+def reset_peak_memory(device: str) -> str:
+    """Reset the peak-memory counter of ``device``; returns which counter is in use."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return "cuda_max_allocated"
+    try:  # '5' resets VmHWM to the current RSS (Linux >= 4.0, own process)
+        _CLEAR_REFS.write_text("5")
+        return "cpu_vmhwm"
+    except OSError:
+        return "cpu_vmhwm" if _STATUS.exists() else "cpu_ru_maxrss"
+
+
+def peak_memory_mib(kind: str) -> float:
+    """Read the counter chosen by :func:`reset_peak_memory`, in MiB."""
+    if kind == "cuda_max_allocated":
+        return torch.cuda.max_memory_allocated() / 2**20
+    if kind == "cpu_vmhwm":
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB -> MiB
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB -> MiB
+
+
+# ---------------------------------------------------------------------- the loop
+
+
+def make_loader(
+    train_set: torch.utils.data.Dataset,
+    cfg: TrainConfig,
+    collate_fn: Callable[[list], Any],
+    generator: torch.Generator,
+    num_workers: int = 0,
+) -> DataLoader:
+    """Shuffled training DataLoader whose order depends only on ``generator``'s seed."""
+    return DataLoader(
+        train_set,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=False,
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+        generator=generator,
+        worker_init_fn=seed_worker if num_workers > 0 else None,
+        persistent_workers=False,
+    )
+
+
+def _progress(enabled: bool) -> Progress:
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not (enabled and console.is_terminal),
+    )
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    cfg: TrainConfig,
+    ema: ModelEma | None = None,
+    on_step: Callable[[float], None] | None = None,
+) -> dict[str, float]:
+    """One pass over ``loader``; returns the mean of every logged loss plus ``iters``."""
+    model.train()
+    sums: dict[str, float] = defaultdict(float)
+    iters = 0
+    for items in loader:
+        losses = model.training_step(items)
+        loss = losses["loss"]
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss is {loss.item()} at iteration {iters}; lower train.lr or set "
+                "train.clip_grad_norm"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            ema.update(model)
+        for name, value in losses.items():
+            sums[name] += float(value.detach())
+        iters += 1
+        if on_step is not None:
+            on_step(float(loss.detach()))
+    return {name: total / max(iters, 1) for name, total in sums.items()} | {"iters": iters}
+
+
+def fit(
+    model: nn.Module,
+    train_set: torch.utils.data.Dataset,
+    cfg: TrainConfig,
+    collate_fn: Callable[[list], Any],
+    generator: torch.Generator,
+    num_workers: int = 0,
+    progress: bool = True,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train ``model`` on ``train_set`` for ``cfg.epochs`` epochs.
+
+    Args:
+        model: a detector (``training_step``), already on ``cfg.device``.
+        train_set: the training items (any map-style dataset).
+        cfg: optimizer, schedule, clipping, EMA, epochs, batch size, device.
+        collate_fn: batch builder (``tal_bench.data.collate_items``: a list of items).
+        generator: seeded generator that fixes the shuffling (``seed_everything``).
+        num_workers: DataLoader workers (each seeded by ``seed_worker``).
+        progress: show a rich progress bar on stderr (only when stderr is a terminal).
+        on_epoch: called with each epoch's log dict as soon as the epoch ends.
+
+    Returns:
+        A :class:`FitResult`; ``epochs[i]`` has ``epoch`` (1-based), ``loss`` and the other
+        logged losses (epoch means), ``lr`` (at the epoch's end), ``epoch_time_s``, ``iters``.
+    """
+    if len(train_set) == 0:
+        raise TalBenchError("the training set has no items; raise data.fraction or check data")
+    loader = make_loader(train_set, cfg, collate_fn, generator, num_workers)
+    iters_per_epoch = len(loader)
+    optimizer = make_optimizer(model.parameters(), cfg)
+    scheduler = make_scheduler(optimizer, cfg, iters_per_epoch)
+    ema = ModelEma(model, cfg.ema_decay) if cfg.ema else None
+    result = FitResult(model=model, iters_per_epoch=iters_per_epoch)
+    result.peak_mem_kind = reset_peak_memory(cfg.device)
+    start = time.perf_counter()
+    with _progress(progress) as bar:
+        task = bar.add_task("train", total=cfg.epochs * iters_per_epoch, loss=math.nan)
+
+        def step_done(loss: float) -> None:
+            bar.update(task, advance=1, loss=loss)
+
+        for epoch in range(1, cfg.epochs + 1):
+            bar.update(task, description=f"epoch {epoch}/{cfg.epochs}")
+            t0 = time.perf_counter()
+
+            logs = train_one_epoch(model, loader, optimizer, scheduler, cfg, ema, step_done)
+            _sync(cfg.device)
+            row = {"epoch": epoch, **logs, "lr": optimizer.param_groups[0]["lr"]}
+            row["epoch_time_s"] = time.perf_counter() - t0
+            result.epochs.append(row)
+            log.info(
+                "epoch %d/%d loss %.5f (%.2f s)",
+                epoch,
+                cfg.epochs,
+                logs["loss"],
+                row["epoch_time_s"],
+            )
+            if on_epoch is not None:
+                on_epoch(row)
+    _sync(cfg.device)
+    result.train_time_s = time.perf_counter() - start
+    result.peak_mem_mib = peak_memory_mib(result.peak_mem_kind)
+    if ema is not None:
+        result.model = ema.module
+    return result
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()

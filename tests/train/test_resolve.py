@@ -1,0 +1,60 @@
+"""Config resolution: dataclass defaults <- preset table <- --set overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from tal_bench.config import DataConfig, EvalConfig, TrainConfig
+from tal_bench.errors import TalBenchError
+from tal_bench.models.dummy import DummyConfig
+from tal_bench.pipelines.resolve import available_presets, resolve_run_config
+
+
+def test_preset_diff_applied_over_defaults():
+    cfg = resolve_run_config("dummy", "cpu")
+    # presets/dummy.toml [cpu.train]: epochs 4, lr 1e-2, milestones [3], batch_size 8
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.batch_size) == (4, 1e-2, 8)
+    assert cfg.train.milestones == (3,)
+    # everything not in the preset keeps the dataclass default
+    assert cfg.train.optimizer == TrainConfig().optimizer
+    assert cfg.data == DataConfig()
+    assert cfg.eval == EvalConfig()
+    assert cfg.model == DummyConfig()
+    assert (cfg.model_name, cfg.preset) == ("dummy", "cpu")
+
+
+def test_overrides_win_and_are_typed():
+    cfg = resolve_run_config(
+        "dummy", "cpu", ["train.epochs=2", "train.lr=1", "model.init_width=4", "data.slice=3"]
+    )
+    assert cfg.train.epochs == 2
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)
+    assert cfg.model.init_width == 4.0
+    assert cfg.data.slice == 3
+    assert cfg.train.batch_size == 8  # untouched preset value survives
+    as_dict = resolve_run_config("dummy", "cpu", {"train": {"milestones": [1, 2]}})
+    assert as_dict.train.milestones == (1, 2)
+
+
+def test_wrong_type_is_one_line_error():
+    with pytest.raises(TalBenchError, match=r"train\.epochs: expected an integer") as err:
+        resolve_run_config("dummy", "cpu", ["train.epochs=many"])
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_key_suggests():
+    with pytest.raises(TalBenchError, match=r"did you mean 'epochs'"):
+        resolve_run_config("dummy", "cpu", ["train.epoch=3"])
+    with pytest.raises(TalBenchError, match="unknown config section"):
+        resolve_run_config("dummy", "cpu", ["trian.epochs=3"])
+
+
+def test_unknown_preset_lists_available():
+    assert available_presets("dummy") == ["cpu", "paper"]
+    with pytest.raises(TalBenchError, match="available: cpu, paper"):
+        resolve_run_config("dummy", "laptop")
+
+
+def test_unknown_model_did_you_mean():
+    with pytest.raises(TalBenchError, match="did you mean 'dummy'"):
+        resolve_run_config("dumy", "cpu")
