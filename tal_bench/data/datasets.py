@@ -1,0 +1,281 @@
+"""``TalDataset`` (annotations + features) and the registered datasets.
+
+Registered names (``DATASETS``): ``synthetic-thumos14`` and ``synthetic-thumos14-tiny`` (generated
+on first use into the cache, see ``tal_bench.data.synthetic``), ``thumos14`` (ActionFormer's
+release layout under ``root``) and ``anet13`` (ActionFormer's ActivityNet-1.3 TSP layout, resize
+mode). A real root and a folder written by ``talbench datasets synth`` share one loader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tal_bench.data.features import FeatureMeta, FeatureStore
+from tal_bench.errors import TalBenchError
+from tal_bench.registry import DATASETS
+from tal_bench.types import Annotations
+
+
+class TalDataset:
+    """One annotation file plus its per-video features.
+
+    Args:
+        name: registered name (or a description of where it came from).
+        annotations: the parsed annotation file.
+        store: where the features live.
+        feature_meta: extraction geometry; ``input_dim`` is replaced by the features' own width.
+        default_mode: the item mode the dataset is normally used with.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        annotations: Annotations,
+        store: FeatureStore,
+        feature_meta: FeatureMeta,
+        default_mode: str = "window",
+    ) -> None:
+        self.name = name
+        self.annotations = annotations
+        self.store = store
+        self.default_mode = default_mode
+        first = next((v for v in sorted(annotations.videos) if store.has(v)), None)
+        dim = store.shape(first)[1] if first is not None else feature_meta.input_dim
+        self.feature_meta = dataclasses.replace(feature_meta, input_dim=dim)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names; index = integer class id."""
+        return self.annotations.classes
+
+    def subsets(self) -> list[str]:
+        """Normalised subset names present in the annotations."""
+        return self.annotations.subsets()
+
+    def resolve_subset(self, subset: str) -> str:
+        """Normalise ``subset`` ("Validation" -> "val") and check that it exists."""
+        from tal_bench.data.annotations import normalize_subset
+
+        name = normalize_subset(subset)
+        if name not in self.subsets():
+            raise TalBenchError(
+                f"unknown subset {subset!r} in dataset {self.name!r}; "
+                f"available: {', '.join(self.subsets())}"
+            )
+        return name
+
+    def video_ids(self, subset: str) -> list[str]:
+        """Sorted ids of the videos in ``subset`` (TalBenchError if unknown or empty)."""
+        name = self.resolve_subset(subset)
+        ids = sorted(v.video_id for v in self.annotations.subset(name))
+        if not ids:
+            raise TalBenchError(f"subset {subset!r} of dataset {self.name!r} has no videos")
+        return ids
+
+    def num_features(self, video_id: str) -> int:
+        """T of one video (before any downsampling), read from the file header."""
+        return self.store.shape(video_id)[0]
+
+    def load_features(self, video_id: str) -> np.ndarray:
+        """All features of one video: (T, C) float32, finite."""
+        return self.store.load(video_id)
+
+    def load_feature_range(self, video_id: str, start: int, stop: int, step: int = 1):
+        """Features ``[start:stop:step]`` of one video: (T', C) float32, finite."""
+        return self.store.load(video_id, start, stop, step)
+
+    def validate_ids(self, video_ids: list[str]) -> None:
+        """Every id has a feature file, all of the same width (cheap: headers only)."""
+        missing = [v for v in video_ids if not self.store.has(v)]
+        if missing:
+            raise TalBenchError(
+                f"{len(missing)} of {len(video_ids)} videos have no feature file in "
+                f"{self.store.path} (first: {', '.join(missing[:3])}); add them or drop them "
+                "from the annotations"
+            )
+        dims: dict[int, str] = {}
+        for vid in video_ids:
+            dims.setdefault(self.store.shape(vid)[1], vid)
+        if len(dims) > 1:
+            seen = ", ".join(f"{d} ({v})" for d, v in sorted(dims.items()))
+            raise TalBenchError(
+                f"feature dimension mismatch in {self.store.path}: {seen}; "
+                "all videos need features of the same width"
+            )
+
+    def validate(self, subset: str) -> dict[str, Any]:
+        """Check a subset (known, non-empty, features present and consistent).
+
+        Returns:
+            {"subset", "videos", "feature_steps", "input_dim"}.
+        """
+        ids = self.video_ids(subset)
+        self.validate_ids(ids)
+        steps = sum(self.num_features(v) for v in ids)
+        dim = self.store.shape(ids[0])[1]
+        return {
+            "subset": self.resolve_subset(subset),
+            "videos": len(ids),
+            "feature_steps": steps,
+            "input_dim": dim,
+        }
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registry entry: how to open one dataset."""
+
+    name: str
+    description: str
+    default_mode: str
+    input_dim: int | None  # None: set by the options / the feature files
+    needs_root: bool
+    factory: Callable[..., TalDataset]  # (root: Path | None, **options) -> TalDataset
+
+
+def _check_options(name: str, options: dict[str, Any], valid: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TalBenchError(
+            f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; "
+            f"valid: {', '.join(sorted(valid)) or 'none'}"
+        )
+    return {**valid, **{k: v for k, v in options.items() if v is not None}}
+
+
+def open_feature_dataset(
+    name: str,
+    annotations_path: Path,
+    features_path: Path,
+    meta: FeatureMeta,
+    default_mode: str = "window",
+    prefix: str = "",
+) -> TalDataset:
+    """Open an annotation file + a feature folder / .h5 file as a ``TalDataset``."""
+    from tal_bench.data.annotations import load_annotations
+
+    if not Path(annotations_path).is_file():
+        raise TalBenchError(f"annotation file {annotations_path} does not exist")
+    ann = load_annotations(annotations_path)
+    store = FeatureStore(features_path, prefix=prefix)
+    return TalDataset(name, ann, store, meta, default_mode)
+
+
+_REAL_OPTIONS = {"annotations", "features", "prefix", "fps", "feat_stride", "clip_len"}
+
+
+def _real_factory(name: str, defaults: dict[str, Any], mode: str) -> Callable[..., TalDataset]:
+    def factory(root: Path | None, **options: Any) -> TalDataset:
+        opts = _check_options(name, options, defaults)
+        meta = FeatureMeta(
+            fps=float(opts["fps"]),
+            feat_stride=int(opts["feat_stride"]),
+            clip_len=int(opts["clip_len"]),
+            offset_frames=int(opts["clip_len"]) / 2,
+        )
+        assert root is not None
+        return open_feature_dataset(
+            name, root / opts["annotations"], root / opts["features"], meta, mode, opts["prefix"]
+        )
+
+    return factory
+
+
+def _register(spec: DatasetSpec) -> None:
+    DATASETS.register(spec.name)(spec)
+
+
+_register(
+    DatasetSpec(
+        "thumos14",
+        "THUMOS-14, ActionFormer layout: <root>/annotations/thumos14.json + "
+        "<root>/i3d_features/<video>.npy (2048-d I3D, 30 fps, stride 4, 16-frame clips)",
+        "window",
+        2048,
+        True,
+        _real_factory(
+            "thumos14",
+            {
+                "annotations": "annotations/thumos14.json",
+                "features": "i3d_features",
+                "prefix": "",
+                "fps": 30.0,
+                "feat_stride": 4,
+                "clip_len": 16,
+            },
+            "window",
+        ),
+    )
+)
+_register(
+    DatasetSpec(
+        "anet13",
+        "ActivityNet-1.3, ActionFormer layout: <root>/annotations/anet1.3_tsp_filtered.json + "
+        "<root>/tsp_features/v_<id>.npy (512-d TSP, 15 fps, stride 16); resized videos",
+        "resize",
+        512,
+        True,
+        _real_factory(
+            "anet13",
+            {
+                "annotations": "annotations/anet1.3_tsp_filtered.json",
+                "features": "tsp_features",
+                "prefix": "v_",
+                "fps": 15.0,
+                "feat_stride": 16,
+                "clip_len": 16,
+            },
+            "resize",
+        ),
+    )
+)
+
+
+def create_dataset(name: str, root: str | None = None, **options: Any) -> TalDataset:
+    """Open a registered dataset.
+
+    Args:
+        name: registered name (``talbench ls datasets``); unknown names suggest close ones.
+        root: dataset folder; required by real datasets, optional for synthetic ones (a folder
+            written by ``talbench datasets synth``; default: generate into the cache).
+        **options: dataset-specific options (``None`` values are ignored).
+
+    Returns:
+        The opened ``TalDataset``.
+    """
+    spec: DatasetSpec = DATASETS.get(name)
+    if spec.needs_root and root is None:
+        raise TalBenchError(
+            f"dataset {name!r} needs its folder: set data.root=DIR ({spec.description})"
+        )
+    if root is not None and not Path(root).is_dir():
+        raise TalBenchError(f"dataset root {root} is not a folder")
+    return spec.factory(Path(root) if root is not None else None, **options)
+
+
+def list_datasets() -> list[str]:
+    """Sorted registered dataset names."""
+    return DATASETS.names()
+
+
+def describe_datasets() -> list[dict[str, Any]]:
+    """One dict per registered dataset (for ``talbench ls datasets``)."""
+    rows = []
+    for name in DATASETS.names():
+        spec: DatasetSpec = DATASETS.get(name)
+        rows.append(
+            {
+                "name": name,
+                "description": spec.description,
+                "default_mode": spec.default_mode,
+                "input_dim": spec.input_dim,
+                "needs_root": spec.needs_root,
+            }
+        )
+    return rows

@@ -1,0 +1,201 @@
+"""Snippet-feature files: per-video ``.npy`` / ``.pt`` files in a folder, or one ``.h5`` file.
+
+Every store yields ``(T, C)`` float32 arrays (time x channels), the layout ActionFormer ships its
+THUMOS-14 I3D features in (one ``<video_id>.npy`` per video). Feature i is the clip of
+``clip_len`` frames starting at frame ``i * feat_stride``, so its centre sits at frame
+``i * feat_stride + offset_frames`` with ``offset_frames = clip_len / 2`` (8 for 16-frame clips);
+``tal_bench.data.items`` turns that into each item's ``t0_s`` / ``step_s``.
+
+Shapes are checked cheaply (``np.load(mmap_mode="r")``, h5 dataset shapes); values are checked
+for NaN/inf when a feature range is actually loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from tal_bench.errors import TalBenchError
+
+FEATURE_SUFFIXES = (".npy", ".pt", ".h5", ".hdf5")
+
+
+@dataclass(frozen=True)
+class FeatureMeta:
+    """How the snippet features of a dataset were extracted.
+
+    Attributes:
+        fps: default frames per second (a video's own fps from the annotations wins).
+        feat_stride: frames between consecutive features (4 for ActionFormer's I3D).
+        clip_len: frames per clip (16 for I3D).
+        offset_frames: frame of feature 0's centre (clip_len / 2).
+        input_dim: channels C of every feature vector.
+    """
+
+    fps: float = 30.0
+    feat_stride: int = 4
+    clip_len: int = 16
+    offset_frames: float = 8.0
+    input_dim: int = 2048
+
+    def step_s(self, fps: float | None = None, downsample: int = 1) -> float:
+        """Seconds between consecutive (kept) features at ``fps`` (default: ``self.fps``)."""
+        return self.feat_stride * downsample / (fps or self.fps)
+
+    def num_features(self, duration_s: float, fps: float | None = None) -> int:
+        """Features a video of ``duration_s`` seconds yields (clips that fit entirely, >= 1)."""
+        frames = int(round(duration_s * (fps or self.fps)))
+        return max(1, (frames - self.clip_len) // self.feat_stride + 1)
+
+
+def _check_finite(arr: np.ndarray, where: str) -> None:
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise TalBenchError(
+            f"{where} contains {bad} NaN/inf values; re-extract or repair that feature file"
+        )
+
+
+def _as_2d(arr: np.ndarray, where: str) -> np.ndarray:
+    if arr.ndim != 2:
+        raise TalBenchError(
+            f"{where} has shape {tuple(arr.shape)}; expected a 2-D (T, C) feature array"
+        )
+    return arr
+
+
+def load_feature_file(path: str | Path, video_id: str | None = None) -> np.ndarray:
+    """Load one whole feature array from a ``.npy``, ``.pt`` or ``.h5`` file.
+
+    Args:
+        path: the file. For ``.h5`` files ``video_id`` names the dataset inside it.
+        video_id: dataset key inside an ``.h5`` file (ignored for the other formats).
+
+    Returns:
+        ``(T, C)`` float32 array with only finite values.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        arr = np.load(path, allow_pickle=False)
+    elif suffix == ".pt":
+        arr = _load_pt(path)
+    elif suffix in (".h5", ".hdf5"):
+        if video_id is None:
+            raise TalBenchError(f"{path}: an .h5 feature file needs the video id of the dataset")
+        with h5py.File(path, "r") as fh:
+            if video_id not in fh:
+                raise TalBenchError(f"{path} has no dataset {video_id!r}")
+            arr = np.asarray(fh[video_id][()])
+    else:
+        raise TalBenchError(
+            f"unsupported feature file {path.name}; use one of {', '.join(FEATURE_SUFFIXES)}"
+        )
+    arr = _as_2d(np.asarray(arr, dtype=np.float32), str(path))
+    _check_finite(arr, str(path))
+    return arr
+
+
+def _load_pt(path: Path) -> np.ndarray:
+    """A ``.pt`` file holding one tensor (never unpickles arbitrary objects)."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt / unsafe files
+        raise TalBenchError(f"cannot read {path} as a tensor file: {exc}".splitlines()[0]) from None
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to(torch.float32).numpy()
+    raise TalBenchError(f"{path} holds a {type(obj).__name__}; expected one (T, C) tensor")
+
+
+class FeatureStore:
+    """Per-video features: a folder of ``<prefix><video_id>.npy|.pt`` or one ``.h5`` file.
+
+    Args:
+        path: the folder or the ``.h5`` file.
+        prefix: file-name prefix before the video id (ANet's TSP files are ``v_<id>.npy``).
+    """
+
+    def __init__(self, path: str | Path, prefix: str = "") -> None:
+        self.path = Path(path)
+        self.prefix = prefix
+        if not self.path.exists():
+            raise TalBenchError(f"feature path {self.path} does not exist; pass the right root")
+        self.kind = self._detect_kind()
+        self._shapes: dict[str, tuple[int, int]] = {}
+
+    def _detect_kind(self) -> str:
+        if self.path.is_file():
+            if self.path.suffix.lower() in (".h5", ".hdf5"):
+                return "h5"
+            raise TalBenchError(f"{self.path} is a file but not .h5; pass a folder of .npy/.pt")
+        for kind in ("npy", "pt"):
+            if next(self.path.glob(f"*.{kind}"), None) is not None:
+                return kind
+        raise TalBenchError(f"feature folder {self.path} holds no .npy or .pt files")
+
+    def _file(self, video_id: str) -> Path:
+        return self.path / f"{self.prefix}{video_id}.{self.kind}"
+
+    def available(self) -> set[str]:
+        """Video ids that have features in this store."""
+        if self.kind == "h5":
+            with h5py.File(self.path, "r") as fh:
+                return {k[len(self.prefix) :] for k in fh if k.startswith(self.prefix)}
+        n = len(self.prefix)
+        return {p.stem[n:] for p in self.path.glob(f"{self.prefix}*.{self.kind}")}
+
+    def has(self, video_id: str) -> bool:
+        """Whether this store holds features for ``video_id``."""
+        if self.kind == "h5":
+            with h5py.File(self.path, "r") as fh:
+                return (self.prefix + video_id) in fh
+        return self._file(video_id).is_file()
+
+    def shape(self, video_id: str) -> tuple[int, int]:
+        """``(T, C)`` of one video, read without loading the values where possible."""
+        if video_id not in self._shapes:
+            if not self.has(video_id):
+                raise TalBenchError(f"no features for video {video_id!r} in {self.path}")
+            self._shapes[video_id] = self._read_shape(video_id)
+        return self._shapes[video_id]
+
+    def _read_shape(self, video_id: str) -> tuple[int, int]:
+        if self.kind == "h5":
+            with h5py.File(self.path, "r") as fh:
+                shape = fh[self.prefix + video_id].shape
+        elif self.kind == "npy":
+            shape = np.load(self._file(video_id), mmap_mode="r", allow_pickle=False).shape
+        else:
+            shape = _load_pt(self._file(video_id)).shape
+        if len(shape) != 2:
+            raise TalBenchError(
+                f"features of {video_id!r} have shape {tuple(shape)}; expected (T, C)"
+            )
+        return int(shape[0]), int(shape[1])
+
+    def load(self, video_id: str, start: int = 0, stop: int | None = None, step: int = 1):
+        """Features ``[start:stop:step]`` of one video as a ``(T', C)`` float32 array."""
+        where = f"features of {video_id!r} ({self.path})"
+        if self.kind == "h5":
+            with h5py.File(self.path, "r") as fh:
+                arr = np.asarray(fh[self.prefix + video_id][start:stop:step])
+        elif self.kind == "npy":
+            full = np.load(self._file(video_id), mmap_mode="r", allow_pickle=False)
+            arr = np.asarray(full[start:stop:step])
+        else:
+            arr = _load_pt(self._file(video_id))[start:stop:step]
+        arr = _as_2d(np.array(arr, dtype=np.float32, order="C"), where)  # a writable copy
+        _check_finite(arr, where)
+        return arr
+
+
+def save_npy_features(path: str | Path, feats: np.ndarray) -> None:
+    """Write one ``(T, C)`` float32 array as ActionFormer does (plain ``.npy``, no pickle)."""
+    arr = np.ascontiguousarray(feats, dtype=np.float32)  # (T, C)
+    assert arr.ndim == 2, f"expected (T, C), got {arr.shape}"
+    with open(path, "wb") as fh:
+        np.save(fh, arr, allow_pickle=False)
