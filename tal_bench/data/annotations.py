@@ -4,8 +4,8 @@ Supported layouts (all ``{"database": {video_id: {...}}}``), told apart by their
 
 * ``activitynet``: the official ActivityNet 1.3 file (``taxonomy``, bare YouTube ids, string labels,
   subsets ``training``/``validation``/``testing``).
-* ``actionformer``: ActionFormer's ``thumos14.json`` (per-annotation ``label_id``, per-video ``fps``,
-  subsets ``Validation``/``Test``). Files written by ``write_actionformer_json`` read back as this.
+* ``actionformer``: ActionFormer's ``thumos14.json`` (per-annotation ``label_id``, per-video
+  ``fps``, subsets ``Validation``/``Test``). ``write_actionformer_json`` output reads back as this.
 * ``opentad``: OpenTAD's ``thumos_14_anno.json`` (per-video ``frame`` count, ``Ambiguous`` rows).
 * ``tadtr``: TadTR's file (``fps`` + ``duration``, subsets ``val``/``test``, optional ``classes``).
 * ``gtad``: G-TAD's ``thumos_gt.json`` (segments stored as strings, no ``duration``).
