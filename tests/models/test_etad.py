@@ -1,0 +1,173 @@
+"""The ETAD detector: size, every variant's forward/backward, prediction, learning, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tal_bench.config import from_dict
+from tal_bench.errors import TalBenchError
+from tal_bench.models import create_model, get_spec
+from tal_bench.models.etad import EtadConfig, build
+from tal_bench.models.ops.dps import num_valid_cells
+from tal_bench.pipelines.resolve import resolve_run_config
+
+TINY = dict(hidden_dim=32, roi_dim=16, ext_dim=32, fc_dim=16, gn_groups=4, roi_size=8,
+            max_duration=16, transformer_heads=4)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Keep timings sane on the shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _item(length: int = 32, valid: int | None = None, c_in: int = 8, seed: int = 0) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    valid = length if valid is None else valid
+    mask = torch.arange(length) < valid
+    return {
+        "video_id": f"v{seed}",
+        "feats": torch.randn(c_in, length, generator=gen) * mask,
+        "mask": mask,
+        "segments": torch.tensor([[3.0, 9.0], [14.0, 21.0]]),
+        "labels": torch.zeros(2, dtype=torch.long),
+        "duration_s": 10.0,
+        "t0_s": 0.0,
+        "step_s": 0.25,
+        "window_start": 0,
+    }
+
+
+def _official_params(c_in: int, h: int = 256, r: int = 128, e: int = 512, f: int = 128) -> int:
+    """Parameter count of the official design, layer by layer (etad.md §2)."""
+
+    def gconv(ci: int, co: int, k: int) -> int:  # groups 4, no bias
+        return co * (ci // 4) * k
+
+    def head(ci: int, co: int) -> int:  # 3 x (Linear -> f) + Linear(f -> co)
+        return ci * f + f + 2 * (f * f + f) + f * co + co
+
+    lstm = 4 * h * (h + h) + 2 * 4 * h
+    feat = (gconv(c_in, h, 3) + 2 * h) + 2 * lstm
+    feat += (gconv(h, h // 2, 3) + h) * 2 + (gconv(h, h, 3) + 2 * h) + (gconv(2 * h, h, 1) + 2 * h)
+    tem = gconv(h, h, 3) + h + (h * 2 + 2)
+    stage = gconv(h, h, 3) + h + (r * h * 3 + r) + (r * 24 * e + e) + 3 * head(e, 2)
+    stage += 2 * (r * 6 * e + e + head(e, 1))
+    return feat + tem + 3 * stage
+
+
+def test_paper_preset_has_10_64_m_parameters() -> None:
+    cfg = resolve_run_config("etad", "paper")
+    model = create_model("etad", cfg.model, 2048, 20)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params == _official_params(2048) == 10_638_362
+    assert abs(n_params - 10.64e6) / 10.64e6 < 0.005
+    small = sum(p.numel() for p in build(cfg.model, 512, 20).parameters())
+    assert small == _official_params(512)  # 10.34 M at C_in = 512 (etad.md §2.6)
+
+
+def test_registry_entry() -> None:
+    spec = get_spec("etad")
+    assert spec.class_agnostic and spec.config_cls is EtadConfig
+
+
+@pytest.mark.parametrize(
+    ("feature_module", "num_stages"),
+    [("lstm", 3), ("lstm", 1), ("lstm", 2), ("conv", 1), ("transformer", 1), ("transformer", 3)],
+)
+def test_every_variant_trains_with_a_gradient_on_every_parameter(
+    feature_module: str, num_stages: int
+) -> None:
+    torch.manual_seed(0)
+    cfg = EtadConfig(**TINY, feature_module=feature_module, num_stages=num_stages, dps_ratio=0.3)
+    model = build(cfg, 8, 1)
+    out = model.training_step([_item(seed=0), _item(valid=25, seed=1)])
+    assert torch.isfinite(out["loss"])
+    out["loss"].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"parameters without gradient: {missing}"
+    assert {f"loss_stage{i + 1}" for i in range(num_stages)} <= set(out)
+    assert all(not v.requires_grad for k, v in out.items() if k != "loss")
+
+
+def test_dps_ratio_sets_the_number_of_proposals() -> None:
+    items = [_item(seed=0), _item(valid=20, seed=1)]
+    full = build(EtadConfig(**TINY, dps_ratio=1.0), 8, 1).training_step(items)
+    assert full["num_proposals"].item() == num_valid_cells(32, 16) + num_valid_cells(20, 16)
+    part = build(EtadConfig(**TINY, dps_ratio=0.1), 8, 1).training_step(items)
+    want = int(num_valid_cells(32, 16) * 0.1) + int(num_valid_cells(20, 16) * 0.1)
+    assert part["num_proposals"].item() == want
+
+
+def test_predict_returns_segments_inside_the_valid_range() -> None:
+    torch.manual_seed(0)
+    model = build(EtadConfig(**TINY, nms_max_keep=30), 8, 1)
+    items = [_item(seed=0), _item(valid=20, seed=1)]
+    dets = model.predict(items)
+    assert len(dets) == 2
+    for det, valid in zip(dets, (32, 20), strict=True):
+        assert 0 < det.segments.shape[0] <= 30
+        assert (det.segments[:, 0] >= -0.5).all() and (det.segments[:, 1] <= valid - 0.5).all()
+        assert (det.segments[:, 1] > det.segments[:, 0]).all()
+        assert (det.labels == -1).all()
+        assert (det.scores[:-1] >= det.scores[1:]).all()
+    assert model.training  # predict restores the mode
+
+
+def test_predict_does_not_depend_on_the_chunk_size() -> None:
+    torch.manual_seed(0)
+    big = build(EtadConfig(**TINY), 8, 1)
+    small = build(EtadConfig(**TINY, infer_chunk=37), 8, 1)
+    small.load_state_dict(big.state_dict())
+    items = [_item(seed=2), _item(valid=27, seed=3)]
+    for a, b in zip(big.predict(items), small.predict(items), strict=True):
+        assert torch.allclose(a.segments, b.segments, atol=1e-5)
+        assert torch.allclose(a.scores, b.scores, atol=1e-6)
+
+
+def _train(steps: int, seed: int = 0) -> list[float]:
+    torch.manual_seed(seed)
+    model = build(EtadConfig(**TINY, dps_ratio=0.2), 8, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    items = [_item(seed=0), _item(valid=28, seed=1)]
+    losses = []
+    for _ in range(steps):
+        loss = model.training_step(items)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_few_steps_on_a_fixed_batch_lower_the_loss() -> None:
+    losses = _train(25)
+    assert sum(losses[-5:]) / 5 < 0.85 * sum(losses[:5]) / 5  # about 0.75 over seeds 0-3
+
+
+def test_seeded_runs_repeat_bit_for_bit() -> None:
+    assert _train(3, seed=4) == _train(3, seed=4)
+
+
+def test_config_errors_are_user_errors() -> None:
+    with pytest.raises(TalBenchError, match="dps_ratio"):
+        EtadConfig(dps_ratio=0.0)
+    with pytest.raises(TalBenchError, match="num_stages"):
+        EtadConfig(num_stages=4)
+    with pytest.raises(TalBenchError, match="roi_size"):
+        EtadConfig(roi_size=10)
+    with pytest.raises(TalBenchError, match="feature_module"):
+        from_dict(EtadConfig, {"feature_module": "gru"})
+    with pytest.raises(TalBenchError, match="divisible"):
+        build(EtadConfig(), 2050, 1)
+
+
+def test_cpu_preset_builds_and_steps() -> None:
+    cfg = resolve_run_config("etad", "cpu")
+    model = create_model("etad", cfg.model, 8, 1)
+    items = [_item(length=64, seed=0)]
+    assert torch.isfinite(model.training_step(items)["loss"])
