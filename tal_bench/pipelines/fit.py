@@ -189,6 +189,10 @@ def fit_anchors(
     """
     if not (target_pct > 0 and math.isfinite(target_pct)):
         raise TalBenchError(f"--target must be a positive percent, got {target_pct}")
+    if n_boot < 0 or n_holdout < 0:
+        raise TalBenchError(f"--n-boot and --holdout must be >= 0, got {n_boot} and {n_holdout}")
+    if not 0 < level < 1:
+        raise TalBenchError(f"the interval level must be in (0, 1), got {level}")
     fits = {f: fit_curve(anchors.fractions, anchors.means, f) for f in families}
     ok = [f for f in families if fits[f].ok and fits[f].aic is not None]
     part = fit_range(anchors, target_pct, upto_pct, first_k)

@@ -104,3 +104,7 @@ def test_unknown_family_and_missing_input(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown curve families sigmoid" in result.stderr
     result = runner.invoke(app, ["fit", str(tmp_path / "nope.csv")])
     assert result.exit_code == 2 and "does not exist" in result.stderr
+    result = runner.invoke(app, ["fit", str(csv), "--n-boot", "-1"])
+    assert result.exit_code == 2 and "--n-boot and --holdout must be >= 0" in result.stderr
+    result = runner.invoke(app, ["fit", str(csv), "--upto", "5", "--first-k", "2"])
+    assert result.exit_code == 2 and "either --upto or --first-k" in result.stderr
