@@ -1,0 +1,273 @@
+"""Compute-efficiency figures: latency, MACs and memory against input length (the study's
+Figs. 4-5) and CPU/GPU utilisation timelines (Fig. 6), from ``talbench profile`` records.
+
+As in :mod:`tal_bench.plots.figures`, each ``*_table`` function returns the exact numbers drawn
+and each ``plot_*`` function returns a :class:`~tal_bench.plots.style.Plot` carrying them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tal_bench.plots.figures import ok_rows
+from tal_bench.plots.style import Plot, add_footer, figure_context, measured_ticks, new_figure
+
+_MIB_PER_GIB = 1024.0
+
+
+def _series(df: pd.DataFrame, col: str) -> pd.Series:
+    """Column ``col`` as floats, NaN when the column is missing."""
+    if col not in df.columns:
+        return pd.Series(np.nan, index=df.index, dtype=float)
+    return pd.to_numeric(df[col], errors="coerce").astype(float)
+
+
+def inference_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Profile rows that measure inference: ok, with a ``length``, not per-epoch training rows."""
+    out = ok_rows(rows)
+    if "length" not in out.columns:
+        return out.iloc[0:0]
+    out = out[out["length"].notna()]
+    if "mode" in out.columns:
+        out = out[out["mode"].fillna("infer") != "train"]
+    if "kind" in out.columns:
+        out = out[~out["kind"].isin(["epoch", "train"])]
+    return out
+
+
+def compute_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per model, device and input length: the mean of each compute measure over repeated rows.
+
+    ``memory_mib`` is the GPU peak allocation when the row has one, otherwise the process peak
+    RSS; ``memory_kind`` says which.
+
+    Args:
+        rows: ``talbench profile`` rows (``model``, ``length`` and the optional measures).
+
+    Returns:
+        Columns ``model, device, length, latency_ms_median, latency_ms_iqr, macs, gmacs, params,
+        memory_mib, memory_kind, n_rows``, sorted by model, device, length.
+    """
+    cols = [
+        "model", "device", "length", "latency_ms_median", "latency_ms_iqr", "macs", "gmacs",
+        "params", "memory_mib", "memory_kind", "n_rows",
+    ]  # fmt: skip
+    inf = inference_rows(rows)
+    if inf.empty:
+        return pd.DataFrame(columns=cols)
+    gpu_mem = _series(inf, "gpu_peak_allocated_mib")
+    frame = pd.DataFrame(
+        {
+            "model": inf["model"].astype(str),
+            "device": inf["device"].fillna("cpu").astype(str) if "device" in inf else "cpu",
+            "length": _series(inf, "length").astype(int),
+            "latency_ms_median": _series(inf, "latency_ms_median"),
+            "latency_ms_iqr": _series(inf, "latency_ms_iqr"),
+            "macs": _series(inf, "macs"),
+            "params": _series(inf, "params"),
+            "memory_mib": gpu_mem.where(gpu_mem.notna(), _series(inf, "peak_rss_mib")),
+            "memory_kind": np.where(gpu_mem.notna(), "gpu_peak_allocated", "peak_rss"),
+        }
+    )
+    keys = ["model", "device", "length"]
+    agg = frame.groupby(keys, sort=True).agg(
+        latency_ms_median=("latency_ms_median", "mean"),
+        latency_ms_iqr=("latency_ms_iqr", "mean"),
+        macs=("macs", "mean"),
+        params=("params", "mean"),
+        memory_mib=("memory_mib", "mean"),
+        memory_kind=("memory_kind", "first"),
+        n_rows=("length", "size"),
+    )
+    agg = agg.reset_index()
+    agg["gmacs"] = agg["macs"] / 1e9
+    return agg[cols]
+
+
+def _loglog_panel(ax: Any, table: pd.DataFrame, col: str, err_col: str | None) -> bool:
+    """Draw ``col`` against length for each (model, device); returns whether anything was drawn."""
+    drawn = False
+    many_devices = table["device"].nunique() > 1
+    for i, ((model, device), grp) in enumerate(table.groupby(["model", "device"], sort=True)):
+        grp = grp[grp[col].notna() & (grp[col] > 0)]
+        if grp.empty:
+            continue
+        label = f"{model} ({device})" if many_devices else str(model)
+        yerr = grp[err_col].to_numpy(float) / 2 if err_col else None  # +/- half the IQR
+        ax.errorbar(
+            grp["length"],
+            grp[col],
+            yerr=yerr,
+            fmt="o-",
+            capsize=2.5,
+            color=f"C{i % 8}",
+            label=label,
+        )
+        drawn = True
+    if drawn:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        measured_ticks(ax, table["length"])
+        ax.yaxis.set_major_formatter("{x:g}")
+        ax.legend(loc="upper left")
+    else:
+        ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("input length (feature steps)")
+    return drawn
+
+
+def plot_latency(table: pd.DataFrame, footer: str) -> Plot:
+    """Median latency against input length (log-log), error bars +/- half the IQR."""
+    with figure_context():
+        fig = new_figure(6.4, 4.2)
+        ax = fig.add_subplot()
+        _loglog_panel(ax, table, "latency_ms_median", "latency_ms_iqr")
+        ax.set_ylabel("latency per forward pass (ms, median)")
+        ax.set_title("Inference latency against input length")
+        add_footer(fig, footer)
+    data = table[["model", "device", "length", "latency_ms_median", "latency_ms_iqr"]]
+    return Plot("latency_vs_length", "Latency against input length", fig, data)
+
+
+def plot_macs(table: pd.DataFrame, footer: str) -> Plot:
+    """Multiply-accumulates (GMACs) against input length (log-log)."""
+    with figure_context():
+        fig = new_figure(6.4, 4.2)
+        ax = fig.add_subplot()
+        _loglog_panel(ax, table, "gmacs", None)
+        ax.set_ylabel("compute per forward pass (GMACs)")
+        ax.set_title("Compute against input length")
+        add_footer(fig, footer)
+    return Plot(
+        "macs_vs_length",
+        "MACs against input length",
+        fig,
+        table[["model", "device", "length", "macs", "gmacs"]],
+    )
+
+
+def plot_memory(table: pd.DataFrame, footer: str) -> Plot:
+    """Peak memory (GPU allocation, else process RSS) against input length (log-log)."""
+    kinds = sorted(set(table["memory_kind"].dropna()))
+    what = {"gpu_peak_allocated": "GPU peak allocated", "peak_rss": "process peak RSS"}
+    with figure_context():
+        fig = new_figure(6.4, 4.2)
+        ax = fig.add_subplot()
+        _loglog_panel(ax, table, "memory_mib", None)
+        ax.set_ylabel(f"peak memory (MiB; {' / '.join(what.get(k, k) for k in kinds) or 'n/a'})")
+        ax.set_title("Memory against input length")
+        add_footer(fig, footer)
+    return Plot(
+        "memory_vs_length",
+        "Peak memory against input length",
+        fig,
+        table[["model", "device", "length", "memory_mib", "memory_kind"]],
+    )
+
+
+# Sampler columns (tal_bench.profiling.samplers), with the older spellings as aliases:
+# canonical name -> (accepted names, legend label).
+_TIMELINE_COLS = {
+    "cpu_pct": (("cpu_pct", "cpu_percent"), "system CPU (% of all logical CPUs)"),
+    "gpu_util_pct": (("gpu_util_pct", "gpu_util"), "GPU utilisation (%)"),
+    "proc_cpu_pct": (("proc_cpu_pct", "proc_cpu_percent"), "process CPU (% of one CPU)"),
+    "rss_mib": (("rss_mib",), "process RSS"),
+    "gpu_mem_used_mib": (("gpu_mem_used_mib", "gpu_mem_mib"), "GPU memory used"),
+    "gpu_proc_mem_mib": (("gpu_proc_mem_mib",), "GPU memory of this process"),
+}
+_PANELS = (
+    (("cpu_pct", "gpu_util_pct"), "utilisation (%)"),
+    (("proc_cpu_pct",), "process CPU (%)"),
+    (("rss_mib", "gpu_mem_used_mib", "gpu_proc_mem_mib"), "memory (MiB)"),
+)
+MAX_PHASE_LABELS = 16
+
+
+def timeline_table(samples: pd.DataFrame) -> pd.DataFrame:
+    """The sampled columns a timeline figure draws, with time relative to the first sample.
+
+    Args:
+        samples: sampler output: ``t_s`` (end of each sample's interval), optional ``dt_s``
+            (interval length) and ``phase``, and any of the columns of ``_TIMELINE_COLS``
+            (under their canonical or alias names).
+
+    Returns:
+        ``t_s`` (seconds since the start of the first sample's interval), ``dt_s``, ``phase``
+        and the present measures under their canonical names, sorted by time.
+    """
+    out = pd.DataFrame({"t_s": pd.to_numeric(samples["t_s"], errors="coerce")})
+    out["dt_s"] = pd.to_numeric(samples["dt_s"], errors="coerce") if "dt_s" in samples else 0.0
+    out["phase"] = samples["phase"].astype(str) if "phase" in samples else ""
+    for name, (aliases, _) in _TIMELINE_COLS.items():
+        col = next((a for a in aliases if a in samples.columns), None)
+        if col is not None and samples[col].notna().any():
+            out[name] = pd.to_numeric(samples[col], errors="coerce")
+    out = out[out["t_s"].notna()].sort_values("t_s", kind="stable").reset_index(drop=True)
+    if not out.empty:
+        out["dt_s"] = out["dt_s"].fillna(0.0)
+        out["t_s"] = out["t_s"] - float((out["t_s"] - out["dt_s"]).iloc[0])
+    return out
+
+
+def phase_spans(data: pd.DataFrame) -> list[tuple[str, float, float]]:
+    """Consecutive samples with the same phase as ``(phase, start_s, end_s)``; a sample covers
+    ``[t_s - dt_s, t_s]``. The ``idle`` phase and empty labels are left out."""
+    spans: list[tuple[str, float, float]] = []
+    for phase, t_s, dt_s in zip(data["phase"], data["t_s"], data["dt_s"], strict=True):
+        if spans and spans[-1][0] == phase:
+            spans[-1] = (phase, spans[-1][1], float(t_s))
+        else:
+            spans.append((phase, float(t_s - dt_s), float(t_s)))
+    return [s for s in spans if s[0] not in ("idle", "", "nan", "None")]
+
+
+def _shade_phases(axes: Any, spans: list[tuple[str, float, float]]) -> None:
+    for i, (phase, start, end) in enumerate(spans):
+        for ax in axes:
+            ax.axvspan(start, end, color="0.5" if i % 2 else "0.75", alpha=0.12, lw=0, zorder=0)
+        if len(spans) <= MAX_PHASE_LABELS:
+            axes[0].text(
+                (start + end) / 2,
+                1.01,
+                phase,
+                transform=axes[0].get_xaxis_transform(),
+                ha="center",
+                va="bottom",
+                fontsize=6,
+                rotation=30 if len(spans) > 4 else 0,
+            )
+
+
+def plot_timeline(samples: pd.DataFrame, name: str, label: str, footer: str) -> Plot:
+    """Utilisation (%), process CPU and memory (MiB) against time for one profiled run, with
+    the sampler's phases (input lengths, epochs) shaded.
+
+    Args:
+        samples: the sampler's timeline rows (see :func:`timeline_table`).
+        name: file stem for the figure.
+        label: what was profiled (model, command), used in the title.
+        footer: machine footer text.
+    """
+    data = timeline_table(samples)
+    with figure_context():
+        fig = new_figure(9.0, 6.0)
+        axes = fig.subplots(3, 1, sharex=True, height_ratios=(3, 2, 2))
+        for ax, (cols, ylabel) in zip(axes, _PANELS, strict=True):
+            for col in cols:
+                if col in data.columns:
+                    ax.plot(data["t_s"], data[col], lw=1.1, label=_TIMELINE_COLS[col][1])
+            ax.set_ylabel(ylabel)
+            ax.set_ylim(bottom=0)
+            if ax.get_legend_handles_labels()[0]:  # outside the axes: never hides data
+                ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+            else:
+                ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
+        spans = phase_spans(data)
+        _shade_phases(axes, spans)
+        axes[0].set_title(f"Utilisation timeline: {label}", pad=22 if spans else 6)
+        axes[-1].set_xlabel("time since the first sample (s)")
+        add_footer(fig, footer)
+    return Plot(name, f"Utilisation timeline: {label}", fig, data)

@@ -1,0 +1,340 @@
+"""Data-efficiency figures: learning curves (the study's Fig. 2), fitted curves and
+extrapolations (Fig. 3), and ETAD's sampling-ratio sweep (ETAD Fig. 4).
+
+Every public ``*_table`` function turns record rows into the exact numbers a figure draws, and
+every ``plot_*`` function returns a :class:`~tal_bench.plots.style.Plot` whose ``data`` is that
+table, so tests compare numbers with the records instead of reading pixels.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tal_bench.plots.style import Plot, add_footer, figure_context, measured_ticks, new_figure
+
+_THRESHOLD_COL = re.compile(r"^map_pct_at_(\d+(?:\.\d+)?)$")
+
+
+def metric_label(metric: str) -> str:
+    """Axis label with unit for a mAP column, e.g. ``map_pct_at_0.50`` -> ``mAP@0.50 (%)``."""
+    if metric == "map_avg_pct":
+        return "average mAP (%)"
+    match = _THRESHOLD_COL.match(metric)
+    if match:
+        return f"mAP@{float(match.group(1)):.2f} (%)"
+    return metric
+
+
+def ok_rows(rows: pd.DataFrame, kind: str | None = None) -> pd.DataFrame:
+    """Rows of ``kind`` (when the column exists) whose ``status`` is ``"ok"`` (or missing)."""
+    out = rows
+    if kind is not None and "kind" in out.columns:
+        out = out[out["kind"] == kind]
+    if "status" in out.columns:
+        out = out[out["status"].fillna("ok") == "ok"]
+    return out
+
+
+def learning_curve_table(rows: pd.DataFrame, metric: str = "map_avg_pct") -> pd.DataFrame:
+    """Per model and training fraction: mean of the "ok" cells and the spread over slices.
+
+    ``mean`` is the mean of every ok row at that fraction; ``std`` is the sample standard
+    deviation (ddof=1) of the per-slice means (with one seed per slice: of the rows), NaN for a
+    single slice.
+
+    Args:
+        rows: grid rows with ``model``, ``fraction_pct``, ``slice`` and ``metric`` columns.
+        metric: the mAP column to aggregate (points, 0-100).
+
+    Returns:
+        Columns ``model, fraction_pct, mean, std, n_rows, n_slices``, sorted by model, fraction.
+    """
+    cols = ["model", "fraction_pct", "mean", "std", "n_rows", "n_slices"]
+    cells = ok_rows(rows, kind="cell")
+    if metric not in cells.columns or cells.empty:
+        return pd.DataFrame(columns=cols)
+    cells = cells[cells[metric].notna()]
+    if "slice" not in cells.columns:
+        cells = cells.assign(slice=np.arange(len(cells)))
+    records = []
+    for (model, frac), grp in cells.groupby(["model", "fraction_pct"], sort=True):
+        per_slice = grp.groupby("slice")[metric].mean()
+        std = float(per_slice.std(ddof=1)) if len(per_slice) > 1 else float("nan")
+        records.append(
+            (model, float(frac), float(grp[metric].mean()), std, len(grp), len(per_slice))
+        )
+    return pd.DataFrame.from_records(records, columns=cols)
+
+
+def _band(ax: Any, x: np.ndarray, mean: np.ndarray, std: np.ndarray, color: str) -> None:
+    has_std = ~np.isnan(std)
+    if has_std.any():
+        ax.fill_between(
+            x[has_std], (mean - std)[has_std], (mean + std)[has_std], color=color, alpha=0.18, lw=0
+        )
+
+
+def _slices_text(n_slices: pd.Series) -> str:
+    lo, hi = int(n_slices.min()), int(n_slices.max())
+    return f"{hi} slices" if lo == hi else f"{lo}-{hi} slices"
+
+
+def plot_learning_curves(curves: pd.DataFrame, metric: str, footer: str) -> Plot:
+    """Mean mAP against training fraction, one line per model with a +/- std band over slices.
+
+    Args:
+        curves: the output of :func:`learning_curve_table`.
+        metric: the aggregated column (for the axis label).
+        footer: machine footer text.
+
+    Returns:
+        The figure and ``curves`` as its data.
+    """
+    with figure_context():
+        fig = new_figure(6.4, 4.2)
+        ax = fig.add_subplot()
+        for i, (model, grp) in enumerate(curves.groupby("model", sort=True)):
+            color = f"C{i % 8}"
+            x = grp["fraction_pct"].to_numpy(float)
+            mean = grp["mean"].to_numpy(float)
+            ax.plot(x, mean, "o-", color=color, label=f"{model} ({_slices_text(grp['n_slices'])})")
+            _band(ax, x, mean, grp["std"].to_numpy(float), color)
+        ax.set_xlabel("training data (% of training videos)")
+        ax.set_ylabel(metric_label(metric))
+        ax.set_title("Learning curves (band: ± 1 std over slices)")
+        ax.set_xlim(0, 102)
+        if not curves.empty:
+            ax.legend(loc="lower right")
+        add_footer(fig, footer)
+    return Plot("learning_curves", "Learning curves: mAP against training data", fig, curves)
+
+
+def sampling_ratio_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per model, DPS strategy and ratio: mean/std of mAP, train time, memory and step time.
+
+    Args:
+        rows: sampling-ratio grid rows (``dps_ratio``, ``dps_strategy`` and the usual cell
+            columns); optional columns missing from the records come out as NaN.
+
+    Returns:
+        Columns ``model, dps_strategy, dps_ratio, n_rows`` and ``<col>_mean``/``<col>_std`` for
+        ``map_avg_pct``, ``map_pct_at_0.50``, ``train_time_s``, ``peak_mem_mib``, ``step_time_ms``.
+    """
+    values = ["map_avg_pct", "map_pct_at_0.50", "train_time_s", "peak_mem_mib", "step_time_ms"]
+    keys = ["model", "dps_strategy", "dps_ratio"]
+    cols = [*keys, "n_rows"] + [f"{v}_{s}" for v in values for s in ("mean", "std")]
+    cells = ok_rows(rows, kind="cell")
+    if cells.empty or "dps_ratio" not in cells.columns:
+        return pd.DataFrame(columns=cols)
+    cells = cells.assign(dps_strategy=cells.get("dps_strategy", "random")).copy()
+    cells["dps_strategy"] = cells["dps_strategy"].fillna("random")
+    records = []
+    for key, grp in cells.groupby(keys, sort=True):
+        rec: dict[str, Any] = dict(zip(keys, key, strict=True))
+        rec["dps_ratio"] = float(rec["dps_ratio"])
+        rec["n_rows"] = len(grp)
+        for v in values:
+            col = grp[v].dropna().astype(float) if v in grp.columns else pd.Series(dtype=float)
+            rec[f"{v}_mean"] = float(col.mean()) if len(col) else float("nan")
+            rec[f"{v}_std"] = float(col.std(ddof=1)) if len(col) > 1 else float("nan")
+        records.append(rec)
+    return pd.DataFrame.from_records(records, columns=cols)
+
+
+_RATIO_PANELS = (
+    ("map_avg_pct", "average mAP (%)"),
+    ("train_time_s", "training time (s)"),
+    ("peak_mem_mib", "peak memory (MiB)"),
+)
+
+
+def plot_sampling_ratios(table: pd.DataFrame, footer: str) -> Plot:
+    """mAP, training time and peak memory against the DPS ratio, one line per strategy.
+
+    Args:
+        table: the output of :func:`sampling_ratio_table`.
+        footer: machine footer text.
+
+    Returns:
+        The figure and ``table`` as its data.
+    """
+    with figure_context():
+        fig = new_figure(10.5, 3.6)
+        axes = fig.subplots(1, len(_RATIO_PANELS))
+        groups = list(table.groupby(["model", "dps_strategy"], sort=True))
+        many_models = table["model"].nunique() > 1
+        for ax, (col, label) in zip(axes, _RATIO_PANELS, strict=True):
+            for i, ((model, strategy), grp) in enumerate(groups):
+                name = f"{model} {strategy}" if many_models else str(strategy)
+                x = grp["dps_ratio"].to_numpy(float)
+                y = grp[f"{col}_mean"].to_numpy(float)
+                if np.isnan(y).all():
+                    continue
+                ax.errorbar(
+                    x,
+                    y,
+                    yerr=grp[f"{col}_std"].to_numpy(float),
+                    fmt="o-",
+                    color=f"C{i % 8}",
+                    capsize=2.5,
+                    label=name,
+                )
+            ax.set_xscale("log")
+            ax.set_xlabel("DPS sampling ratio (fraction of proposals)")
+            ax.set_ylabel(label)
+        axes[0].set_title("mAP")
+        axes[1].set_title("training time")
+        axes[2].set_title("peak memory")
+        if groups:
+            axes[0].legend(title="strategy", loc="best")
+        add_footer(fig, footer)
+    return Plot("sampling_ratios", "DPS sampling ratio: mAP, time and memory", fig, table)
+
+
+# ----------------------------------------------------------------------------- fits (Fig. 3)
+
+FIT_FAMILIES_DRAWN = ("5pl", "exp")  # the study's two families; the selected one is added
+_FIT_COLS = ["series", "family", "fraction_pct", "map_pct", "lo", "hi"]
+
+
+def _predict(family: str, params: dict[str, float], x: np.ndarray) -> np.ndarray | None:
+    """``CURVES[family]`` at ``x``; None when the family or a parameter is unknown."""
+    from tal_bench.fits import CURVES  # plots read fits; fits never import plots
+
+    curve = CURVES.get(family)
+    if curve is None or not params or any(p not in params for p in curve.params):
+        return None
+    with np.errstate(all="ignore"):
+        return np.asarray(curve.predict(x, params), dtype=float)
+
+
+def _families_drawn(fits: dict[str, Any]) -> list[str]:
+    selected = (fits.get("extrapolation") or {}).get("selected")
+    names = [*FIT_FAMILIES_DRAWN, *([selected] if selected else [])]
+    return list(dict.fromkeys(names))
+
+
+def fits_anchor_table(fits: dict[str, Any]) -> pd.DataFrame:
+    """The anchors stored in a ``fits.json`` in :func:`learning_curve_table` form (std NaN for
+    a single slice)."""
+    cols = ["fraction_pct", "mean", "std", "n_slices"]
+    recs = [
+        (float(a["fraction_pct"]), float(a["map_mean_pct"]),
+         float(a["map_std_pct"]) if int(a.get("n_slices", 1)) > 1 else float("nan"),
+         int(a.get("n_slices", 1)))
+        for a in fits.get("anchors") or []
+    ]  # fmt: skip
+    return pd.DataFrame.from_records(recs, columns=cols)
+
+
+def fit_plot_table(fits: dict[str, Any], anchors: pd.DataFrame, n_grid: int = 200) -> pd.DataFrame:
+    """Everything a fit figure draws, as rows of one table.
+
+    Series: ``anchors`` (measured mean mAP, ``lo``/``hi`` = mean -/+ std), ``fit`` (a family fitted
+    on all anchors, ``families`` in fits.json), ``extrapolation`` (the same family fitted on the
+    first anchors only, ``extrapolation.per_family``, drawn up to the target), ``projection`` (its
+    value at the target with the bootstrap interval in ``lo``/``hi``) and ``actual`` (the measured
+    mean at the target).
+
+    Args:
+        fits: a ``fits.json`` object.
+        anchors: one model's :func:`learning_curve_table` rows.
+        n_grid: points per drawn curve (log-spaced).
+    """
+    rows: list[tuple[Any, ...]] = [
+        ("anchors", "", r.fraction_pct, r.mean, r.mean - r.std, r.mean + r.std)
+        for r in anchors.itertuples()
+    ]
+    ext = fits.get("extrapolation") or {}
+    x_max = max([float(anchors["fraction_pct"].max()) if len(anchors) else 100.0,
+                 float(ext.get("target") or ext.get("target_pct") or 100.0)])  # fmt: skip
+    x_min = float(anchors["fraction_pct"].min()) if len(anchors) else 1.0
+    grid = np.geomspace(max(x_min, 1e-3), x_max, n_grid)
+    per_family = ext.get("per_family") or {}
+    for fam in _families_drawn(fits):
+        entry = (fits.get("families") or {}).get(fam) or {}
+        y = _predict(fam, entry.get("params") or {}, grid) if entry.get("status") == "ok" else None
+        if y is not None:
+            rows += [("fit", fam, x, v, np.nan, np.nan) for x, v in zip(grid, y, strict=True)]
+        rows += _extrapolation_rows(fam, per_family.get(fam) or {}, grid, x_max)
+    if ext.get("actual") is not None:
+        rows.append(("actual", "", x_max, float(ext["actual"]), np.nan, np.nan))
+    return pd.DataFrame.from_records(rows, columns=_FIT_COLS)
+
+
+def _extrapolation_rows(fam: str, entry: dict[str, Any], grid: np.ndarray, x_max: float) -> list:
+    if entry.get("status", "ok") != "ok" or entry.get("projected") is None:
+        return []
+    rows: list[tuple[Any, ...]] = []
+    y = _predict(fam, entry.get("params") or {}, grid)
+    if y is not None:
+        rows += [("extrapolation", fam, x, v, np.nan, np.nan) for x, v in zip(grid, y, strict=True)]
+    lo, hi = (entry.get("interval") or [np.nan, np.nan])[:2]
+    rows.append(("projection", fam, x_max, float(entry["projected"]), lo, hi))
+    return rows
+
+
+def plot_fit(name: str, model: str, fits: dict[str, Any], table: pd.DataFrame, footer: str) -> Plot:
+    """Learning curve with fitted 5PL/exponential curves and their extrapolations (Fig. 3).
+
+    Args:
+        name: file stem.
+        model: model name for the title.
+        fits: the ``fits.json`` object (for the fit range and the selected family).
+        table: :func:`fit_plot_table` output.
+        footer: machine footer text.
+    """
+    ext = fits.get("extrapolation") or {}
+    level = float(ext.get("interval_level") or 0.95)
+    pts = table[table["series"] == "anchors"]
+    with figure_context():
+        fig = new_figure(6.8, 4.6)
+        ax = fig.add_subplot()
+        ax.set_xscale("log")
+        if ext.get("upto") is not None and not pts.empty:
+            upto = float(ext["upto"])
+            ax.axvspan(float(pts["fraction_pct"].min()) / 1.2, upto, color="0.95", zorder=0,
+                       label=f"extrapolation fit range (≤ {upto:g} %)")  # fmt: skip
+        ax.errorbar(pts["fraction_pct"], pts["map_pct"], yerr=pts["map_pct"] - pts["lo"], fmt="o",
+                    color="k", capsize=2.5, label="measured mean ± std", zorder=5)  # fmt: skip
+        families = _families_drawn(fits)
+        for i, fam in enumerate(families):
+            # Projections share the target x; spread them a little so intervals stay readable.
+            shift = 1.0 + 0.03 * (i - (len(families) - 1) / 2)
+            _draw_family(ax, table, fam, f"C{i % 8}", fam == ext.get("selected"), level, shift)
+        actual = table[table["series"] == "actual"]
+        ax.plot(actual["fraction_pct"], actual["map_pct"], "*", ms=11, color="k",
+                label="measured at target", zorder=6)  # fmt: skip
+        measured_ticks(ax, pts["fraction_pct"].to_numpy(float))
+        ax.set_xlabel("training data (% of training videos, log scale)")
+        ax.set_ylabel(metric_label(str(fits.get("metric", "map_avg_pct"))))
+        ax.set_title(f"Learning-curve fits and extrapolation: {model}")
+        ax.legend(loc="lower right", fontsize=7)
+        add_footer(fig, footer)
+    return Plot(name, f"Curve fits and extrapolation: {model}", fig, table)
+
+
+def _draw_family(
+    ax: Any, table: pd.DataFrame, fam: str, color: str, selected: bool, level: float, shift: float
+) -> None:
+    """One family: solid fit on all points, dashed extrapolation, projection with interval."""
+    mark = " (selected)" if selected else ""
+    fam_rows = table[table["family"] == fam]
+    fit = fam_rows[fam_rows["series"] == "fit"]
+    if not fit.empty:
+        ax.plot(fit["fraction_pct"], fit["map_pct"], "-", color=color,
+                label=f"{fam} fit, all points")  # fmt: skip
+    ext = fam_rows[fam_rows["series"] == "extrapolation"]
+    if not ext.empty:
+        ax.plot(ext["fraction_pct"], ext["map_pct"], "--", color=color,
+                label=f"{fam} from first points{mark}")  # fmt: skip
+    for r in fam_rows[fam_rows["series"] == "projection"].itertuples():
+        err = None
+        if not (np.isnan(r.lo) or np.isnan(r.hi)):
+            err = [[max(r.map_pct - r.lo, 0.0)], [max(r.hi - r.map_pct, 0.0)]]
+        ax.errorbar([r.fraction_pct * shift], [r.map_pct], yerr=err, fmt="D", color=color,
+                    capsize=3, ms=5, label=f"{fam} projection ({level:.0%} interval)")  # fmt: skip

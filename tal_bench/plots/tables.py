@@ -1,0 +1,359 @@
+"""Report tables from record rows: training time and mAP per model (the study's Table 2), fit
+parameters and errors, the profile summary, ETAD's sampling-strategy table (ETAD Table 5) and
+the list of failed cells; plus plain Markdown/HTML renderers.
+
+Each builder returns a :class:`Table` whose ``data`` keeps full-precision numbers (what tests
+compare) and whose ``display`` holds the formatted strings the report prints.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tal_bench.plots.figures import ok_rows
+
+
+@dataclass
+class Table:
+    """A report table.
+
+    Attributes:
+        name: file stem (``study_table``, ``fits_etad`` ...).
+        title: one-line caption.
+        data: full-precision numbers, one row per table row.
+        display: the same rows as formatted strings (column headers carry units).
+    """
+
+    name: str
+    title: str
+    data: pd.DataFrame
+    display: pd.DataFrame
+
+
+def fmt_num(value: Any, decimals: int = 2) -> str:
+    """A number with fixed decimals, ``-`` for missing/NaN, thousands separators for counts."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool | str):
+        return str(value)
+    return f"{value:,.{decimals}f}"
+
+
+def fmt_mean_std(mean: Any, std: Any, decimals: int = 2) -> str:
+    """``mean +/- std``, or just the mean when std is missing."""
+    if fmt_num(std) == "-":
+        return fmt_num(mean, decimals)
+    return f"{fmt_num(mean, decimals)} ± {fmt_num(std, decimals)}"
+
+
+def _stats(grp: pd.DataFrame, col: str) -> tuple[float, float]:
+    if col not in grp.columns:
+        return math.nan, math.nan
+    values = pd.to_numeric(grp[col], errors="coerce").dropna()
+    mean = float(values.mean()) if len(values) else math.nan
+    std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    return mean, std
+
+
+_STUDY_COLS = ("map_avg_pct", "map_pct_at_0.50", "train_time_s", "peak_mem_mib")
+
+
+def study_table(rows: pd.DataFrame) -> Table:
+    """Training time and mAP per model at its largest training fraction (the study's Table 2).
+
+    Uses ok grid cells (``kind == "cell"``) and ``talbench train`` results (``kind ==
+    "result"``); sampling-ratio cells are left out (they change the training itself).
+
+    Args:
+        rows: rows of any runs, with a ``model`` column.
+
+    Returns:
+        Table with ``model, source, fraction_pct, n`` and mean/std of ``map_avg_pct``,
+        ``map_pct_at_0.50``, ``train_time_s``, ``peak_mem_mib``.
+    """
+    ok = ok_rows(rows)
+    ok = (
+        ok.assign(kind=ok["kind"].fillna("result"))
+        if "kind" in ok.columns
+        else ok.assign(kind="result")
+    )
+    ok = ok[ok["kind"].isin(["cell", "result"])]
+    if "dps_ratio" in ok.columns:
+        ok = ok[ok["dps_ratio"].isna()]
+    if "fraction_pct" not in ok.columns:
+        ok = ok.assign(fraction_pct=100.0)
+    ok = ok.assign(fraction_pct=pd.to_numeric(ok["fraction_pct"], errors="coerce").fillna(100.0))
+    records = []
+    for (model, kind), grp in ok.groupby(["model", "kind"], sort=True):
+        top = grp[grp["fraction_pct"] == grp["fraction_pct"].max()]
+        rec: dict[str, Any] = {
+            "model": model,
+            "source": "grid" if kind == "cell" else "train",
+            "fraction_pct": float(top["fraction_pct"].iloc[0]),
+            "n": len(top),
+        }
+        for col in _STUDY_COLS:
+            rec[f"{col}_mean"], rec[f"{col}_std"] = _stats(top, col)
+        records.append(rec)
+    data = pd.DataFrame.from_records(
+        records,
+        columns=["model", "source", "fraction_pct", "n"]
+        + [f"{c}_{s}" for c in _STUDY_COLS for s in ("mean", "std")],
+    )
+    display = pd.DataFrame(
+        {
+            "model": data["model"],
+            "source": data["source"],
+            "training data (%)": data["fraction_pct"].map(lambda v: fmt_num(v, 0)),
+            "runs": data["n"].astype(str),
+            "avg mAP (%)": _ms(data, "map_avg_pct"),
+            "mAP@0.50 (%)": _ms(data, "map_pct_at_0.50"),
+            "training time (s)": _ms(data, "train_time_s", 1),
+            "peak memory (MiB)": _ms(data, "peak_mem_mib", 0),
+        }
+    )
+    return Table("study_table", "Training time and mAP per model (mean ± std)", data, display)
+
+
+def _ms(data: pd.DataFrame, col: str, decimals: int = 2) -> list[str]:
+    return [
+        fmt_mean_std(m, s, decimals)
+        for m, s in zip(data[f"{col}_mean"], data[f"{col}_std"], strict=True)
+    ]
+
+
+def strategy_table(ratio_table: pd.DataFrame) -> Table:
+    """ETAD Table 5: mAP, time and memory per DPS strategy and sampling ratio.
+
+    Args:
+        ratio_table: :func:`tal_bench.plots.figures.sampling_ratio_table` output.
+    """
+    data = ratio_table.reset_index(drop=True)
+    display = pd.DataFrame(
+        {
+            "model": data["model"],
+            "strategy": data["dps_strategy"],
+            "ratio": data["dps_ratio"].map(lambda v: fmt_num(v, 3)),
+            "runs": data["n_rows"].astype(str),
+            "mAP@0.50 (%)": _ms(data, "map_pct_at_0.50"),
+            "avg mAP (%)": _ms(data, "map_avg_pct"),
+            "training time (s)": _ms(data, "train_time_s", 1),
+            "step time (ms)": _ms(data, "step_time_ms", 1),
+            "peak memory (MiB)": _ms(data, "peak_mem_mib", 0),
+        }
+    )
+    return Table("strategy_table", "DPS sampling strategies and ratios", data, display)
+
+
+_PROFILE_COLS = (
+    "threads",
+    "params",
+    "macs",
+    "latency_ms_median",
+    "latency_ms_iqr",
+    "peak_rss_mib",
+    "gpu_peak_allocated_mib",
+    "cpu_util_mean",
+    "gpu_util_mean",
+    "roofline_fraction",
+)
+
+
+def profile_table(rows: pd.DataFrame) -> Table:
+    """One line per profiled (model, device, mode, length): the recorded measures (mean of
+    repeated rows). Missing optional columns show as ``-``.
+
+    Args:
+        rows: ``talbench profile`` rows.
+    """
+    ok = ok_rows(rows)
+    ok = ok[ok["length"].notna()] if "length" in ok.columns else ok.iloc[0:0]
+    if "kind" in ok.columns:  # per-epoch training rows are summarised by their timeline
+        ok = ok[~ok["kind"].isin(["epoch"])]
+    ok = ok.assign(
+        device=ok["device"].fillna("cpu") if "device" in ok.columns else "cpu",
+        mode=ok["mode"].fillna("infer") if "mode" in ok.columns else "infer",
+    )
+    keys = ["model", "device", "mode", "length"]
+    records = []
+    for key, grp in ok.groupby(keys, sort=True):
+        rec = dict(zip(keys, key, strict=True))
+        rec["n"] = len(grp)
+        for col in _PROFILE_COLS:
+            rec[col] = _stats(grp, col)[0]
+        records.append(rec)
+    data = pd.DataFrame.from_records(records, columns=[*keys, "n", *_PROFILE_COLS])
+    display = pd.DataFrame(
+        {
+            "model": data["model"],
+            "device": data["device"],
+            "mode": data["mode"],
+            "length (steps)": data["length"].map(lambda v: fmt_num(v, 0)),
+            "threads": data["threads"].map(lambda v: fmt_num(v, 0)),
+            "params (M)": (data["params"] / 1e6).map(fmt_num),
+            "GMACs": (data["macs"] / 1e9).map(lambda v: fmt_num(v, 3)),
+            "latency (ms, median)": data["latency_ms_median"].map(fmt_num),
+            "latency IQR (ms)": data["latency_ms_iqr"].map(fmt_num),
+            "peak RSS (MiB)": data["peak_rss_mib"].map(lambda v: fmt_num(v, 0)),
+            "GPU peak alloc (MiB)": data["gpu_peak_allocated_mib"].map(lambda v: fmt_num(v, 0)),
+            "CPU util (%)": data["cpu_util_mean"].map(lambda v: fmt_num(v, 1)),
+            "GPU util (%)": data["gpu_util_mean"].map(lambda v: fmt_num(v, 1)),
+            "roofline fraction": data["roofline_fraction"].map(lambda v: fmt_num(v, 3)),
+        }
+    )
+    return Table("profile_table", "Profile summary (mean over repeated rows)", data, display)
+
+
+_FAILURE_KEYS = ("kind", "model", "fraction_pct", "slice", "seed", "dps_strategy", "dps_ratio",
+                 "length", "device")  # fmt: skip
+
+
+def failures_table(rows: pd.DataFrame, root: Path | None = None) -> Table:
+    """Every row whose ``status`` is not ``ok``, with the cell it belongs to and its error.
+
+    Args:
+        rows: rows of all runs (``run_dir`` column from :func:`tal_bench.records.load_rows`).
+        root: directory that ``run_dir`` is shown relative to, when it lies below it.
+    """
+    status = rows["status"] if "status" in rows.columns else pd.Series("ok", index=rows.index)
+    bad = rows[status.fillna("ok") != "ok"]
+    keys = [k for k in _FAILURE_KEYS if k in bad.columns and bad[k].notna().any()]
+    extra = [c for c in ("status", "error") if c in bad.columns]
+    data = bad[[c for c in ("run_dir", *keys, *extra) if c in bad.columns]]
+    data = data.reset_index(drop=True)
+    display = data.copy().astype(object)
+    display["run_dir"] = [relative_path(p, root) for p in data["run_dir"]]
+    for col in display.columns:
+        display[col] = [_cell_text(v) for v in display[col]]
+    return Table("failures", f"Failed cells ({len(data)})", data, display)
+
+
+def relative_path(path: Any, root: Path | None) -> str:
+    """``path`` relative to ``root`` when it lies below it, else unchanged (as text)."""
+    if root is None:
+        return str(path)
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _cell_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def to_markdown(table: Table) -> str:
+    """The display frame as a GitHub-flavoured Markdown table (pipes in cells escaped)."""
+    df = table.display
+    if df.empty:
+        return "_(no rows)_\n"
+
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |"]
+    lines.append("|" + "|".join("---" for _ in df.columns) + "|")
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def to_html(table: Table) -> str:
+    """The display frame as an escaped HTML ``<table>`` (no inline scripts or styles)."""
+    df = table.display
+    if df.empty:
+        return '<p class="empty">(no rows)</p>\n'
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "\n".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in df.itertuples(index=False)
+    )
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n"
+
+
+def fit_table(fits: dict[str, Any], model: str) -> Table:
+    """Parameters and goodness of fit of every family in a ``fits.json`` (fits on all anchors).
+
+    Args:
+        fits: the ``fits.json`` object.
+        model: model name (table name and caption).
+    """
+    cols = ["family", "status", "params", "r2", "rmse", "aic", "mean_abs_error", "at_bound"]
+    records = []
+    for fam, entry in sorted((fits.get("families") or {}).items()):
+        records.append({
+            "family": fam,
+            "status": entry.get("status", "?"),
+            "params": dict(entry.get("params") or {}),
+            **{k: _num(entry.get(k)) for k in ("r2", "rmse", "aic", "mean_abs_error")},
+            "at_bound": ", ".join(entry.get("at_bound") or []),
+        })  # fmt: skip
+    data = pd.DataFrame.from_records(records, columns=cols)
+    display = pd.DataFrame(
+        {
+            "family": data["family"],
+            "status": data["status"],
+            "parameters": [", ".join(f"{k}={v:.4g}" for k, v in p.items()) for p in data["params"]],
+            "R²": data["r2"].map(lambda v: fmt_num(v, 4)),
+            "RMSE (mAP pts)": data["rmse"].map(lambda v: fmt_num(v, 3)),
+            "AIC": data["aic"].map(fmt_num),
+            "mean |error| (mAP pts)": data["mean_abs_error"].map(lambda v: fmt_num(v, 3)),
+            "at bound": data["at_bound"].replace("", "-"),
+        }
+    )
+    return Table(f"fits_{model}", f"Curve fits on all points: {model}", data, display)
+
+
+def _num(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def extrapolation_table(fits: dict[str, Any], model: str) -> Table:
+    """Projection at the target fraction from fits on the first points, per family.
+
+    Args:
+        fits: the ``fits.json`` object (``extrapolation`` section).
+        model: model name (table name and caption).
+    """
+    ext = fits.get("extrapolation") or {}
+    cols = ["family", "selected", "upto_pct", "status", "projected", "lo", "hi", "actual", "error",
+            "holdout_error"]  # fmt: skip
+    records = []
+    for fam, entry in sorted((ext.get("per_family") or {}).items()):
+        lo, hi = (entry.get("interval") or [None, None])[:2]
+        records.append({
+            "family": fam, "selected": fam == ext.get("selected"),
+            "upto_pct": _num(ext.get("upto")), "status": entry.get("status", "ok"),
+            "projected": _num(entry.get("projected")), "lo": _num(lo), "hi": _num(hi),
+            "actual": _num(entry.get("actual", ext.get("actual"))),
+            "error": _num(entry.get("error")), "holdout_error": _num(entry.get("holdout_error")),
+        })  # fmt: skip
+    data = pd.DataFrame.from_records(records, columns=cols)
+    display = pd.DataFrame(
+        {
+            "family": [
+                f"{f} ✓" if s else f for f, s in zip(data["family"], data["selected"], strict=True)
+            ],
+            "fit on ≤ (%)": data["upto_pct"].map(lambda v: fmt_num(v, 0)),
+            "status": data["status"],
+            "projected (mAP pts)": data["projected"].map(fmt_num),
+            "interval (mAP pts)": [
+                "-" if math.isnan(lo) else f"[{fmt_num(lo)}, {fmt_num(hi)}]"
+                for lo, hi in zip(data["lo"], data["hi"], strict=True)
+            ],
+            "measured (mAP pts)": data["actual"].map(fmt_num),
+            "error (mAP pts)": data["error"].map(fmt_num),
+            "held-out |error| (mAP pts)": data["holdout_error"].map(fmt_num),
+        }
+    )
+    title = f"Extrapolation from the first points: {model} (✓ = selected family)"
+    return Table(f"extrapolation_{model}", title, data, display)

@@ -1,0 +1,214 @@
+"""The numbers drawn and tabulated by ``talbench report`` equal the records.
+
+Expected values are recomputed here from ``rows.jsonl``/``fits.json`` with ``json`` and
+``statistics`` (no pandas groupby, no tal_bench aggregation), then compared with the ``data``
+frames the plotting/table functions return.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import raw_rows, standing_cells
+
+from tal_bench.fits import CURVES
+from tal_bench.pipelines.report import ReportResult, dedupe_cells
+from tal_bench.plots import compute, figures
+
+
+def _by(rows: list[dict], keys: tuple[str, ...], value: str) -> dict[tuple, list[float]]:
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for r in rows:
+        if r["status"] == "ok" and r.get(value) is not None:
+            groups[tuple(r[k] for k in keys)].append(float(r[value]))
+    return groups
+
+
+def test_learning_curve_points_are_means_of_ok_cells(
+    report: ReportResult, runs: dict[str, Path]
+) -> None:
+    data = report.plots["learning_curves"].data
+    for model in ("etad", "actionformer"):
+        cells = standing_cells(raw_rows(runs[model]))
+        groups = _by(cells, ("fraction_pct",), "map_avg_pct")
+        got = data[data["model"] == model].set_index("fraction_pct")
+        assert sorted(got.index) == sorted(float(f) for (f,) in groups)
+        for (frac,), values in groups.items():
+            # One seed per slice here, so the per-slice means are the values themselves.
+            assert got.loc[frac, "mean"] == pytest.approx(statistics.fmean(values), abs=1e-12)
+            assert got.loc[frac, "n_rows"] == len(values)
+            if len(values) > 1:
+                assert got.loc[frac, "std"] == pytest.approx(statistics.stdev(values), abs=1e-12)
+            else:
+                assert np.isnan(got.loc[frac, "std"])
+
+
+def test_failed_and_resumed_cells_are_handled(report: ReportResult, runs: dict[str, Path]) -> None:
+    data = report.plots["learning_curves"].data.set_index(["model", "fraction_pct"])
+    # etad at 2 %: slice 2 failed (OOM) -> mean of 2 slices; at 5 %: slice 1 failed, then ok.
+    assert data.loc[("etad", 2.0), "n_rows"] == 2
+    assert data.loc[("etad", 5.0), "n_rows"] == 3
+    assert data.loc[("etad", 100.0), "n_rows"] == 2  # slice 2 timed out
+    failures = report.tables["failures"].data
+    assert report.summary["failures"] == len(failures) == 4
+    assert sorted(failures["status"]) == ["failed", "failed", "failed", "timeout"]
+    errors = " ".join(failures["error"])
+    assert "CUDA out of memory. Tried to allocate 2.00 GiB" in errors
+    assert "killed by SIGTERM" not in errors  # superseded by the resumed ok row
+    oom = failures[failures["error"].str.contains("2.00 GiB")].iloc[0]
+    assert (oom["model"], oom["fraction_pct"], oom["slice"]) == ("etad", 2.0, 2.0)
+
+
+def test_dedupe_keeps_first_ok_else_last_row() -> None:
+    rows = pd.DataFrame(
+        [
+            {"run_key": "a", "status": "failed", "v": 1},
+            {"run_key": "a", "status": "ok", "v": 2},
+            {"run_key": "a", "status": "ok", "v": 3},
+            {"run_key": "b", "status": "failed", "v": 4},
+            {"run_key": "b", "status": "timeout", "v": 5},
+            {"run_key": None, "status": "ok", "v": 6},
+        ]
+    )
+    assert dedupe_cells(rows)["v"].tolist() == [2, 5, 6]
+
+
+def test_sampling_ratio_table_equals_records(report: ReportResult, runs: dict[str, Path]) -> None:
+    data = report.plots["sampling_ratios"].data.set_index(["dps_strategy", "dps_ratio"])
+    cells = standing_cells(raw_rows(runs["ratio"]))
+    for col in ("map_avg_pct", "train_time_s", "peak_mem_mib", "step_time_ms"):
+        for (strategy, ratio), values in _by(cells, ("dps_strategy", "dps_ratio"), col).items():
+            row = data.loc[(strategy, ratio)]
+            assert row[f"{col}_mean"] == pytest.approx(statistics.fmean(values), abs=1e-9)
+            if len(values) > 1:
+                assert row[f"{col}_std"] == pytest.approx(statistics.stdev(values), abs=1e-9)
+    assert data.loc[("block", 1.0), "n_rows"] == 1  # its second seed ran out of memory
+    assert len(data) == 18
+    # The strategy table (ETAD Table 5) is the same numbers.
+    pd.testing.assert_frame_equal(
+        report.tables["strategy_table"].data, report.plots["sampling_ratios"].data
+    )
+
+
+def test_compute_tables_equal_records(report: ReportResult, runs: dict[str, Path]) -> None:
+    rows = [r for r in raw_rows(runs["profile"]) if r["status"] == "ok"]
+    lat = report.plots["latency_vs_length"].data.set_index(["model", "length"])
+    macs = report.plots["macs_vs_length"].data.set_index(["model", "length"])
+    mem = report.plots["memory_vs_length"].data.set_index(["model", "length"])
+    assert len(lat) == len(rows) == 15  # the OOM at 16384 is not drawn
+    for r in rows:
+        key = (r["model"], r["length"])
+        assert lat.loc[key, "latency_ms_median"] == r["latency_ms_median"]
+        assert lat.loc[key, "latency_ms_iqr"] == r["latency_ms_iqr"]
+        assert macs.loc[key, "gmacs"] == pytest.approx(r["macs"] / 1e9, rel=1e-12)
+        assert mem.loc[key, "memory_mib"] == r["gpu_peak_allocated_mib"]
+        assert mem.loc[key, "memory_kind"] == "gpu_peak_allocated"
+
+
+def test_memory_falls_back_to_rss_without_gpu_column() -> None:
+    rows = pd.DataFrame(
+        [{"model": "m", "length": 64, "status": "ok", "peak_rss_mib": 123.0, "macs": 5e8}]
+    )
+    table = compute.compute_table(rows)
+    assert table.loc[0, "memory_mib"] == 123.0 and table.loc[0, "memory_kind"] == "peak_rss"
+    assert np.isnan(table.loc[0, "latency_ms_median"])  # missing optional column -> NaN
+
+
+def test_fit_curves_are_the_recorded_fits(report: ReportResult, runs: dict[str, Path]) -> None:
+    fits = json.loads((runs["etad"] / "fits.json").read_text())
+    data = report.plots["fits_etad"].data
+    anchors = data[data["series"] == "anchors"]
+    assert anchors["fraction_pct"].tolist() == [a["fraction_pct"] for a in fits["anchors"]]
+    assert anchors["map_pct"].tolist() == [a["map_mean_pct"] for a in fits["anchors"]]
+    for fam in ("5pl", "exp"):
+        for series, params in (
+            ("fit", fits["families"][fam]["params"]),
+            ("extrapolation", fits["extrapolation"]["per_family"][fam]["params"]),
+        ):
+            pts = data[(data["series"] == series) & (data["family"] == fam)]
+            x = pts["fraction_pct"].to_numpy()
+            want = CURVES[fam].func(x, *(params[p] for p in CURVES[fam].params))
+            np.testing.assert_allclose(pts["map_pct"].to_numpy(), want, rtol=1e-12)
+            assert x.max() == pytest.approx(fits["extrapolation"]["target"])
+        proj = data[(data["series"] == "projection") & (data["family"] == fam)].iloc[0]
+        entry = fits["extrapolation"]["per_family"][fam]
+        assert proj["map_pct"] == entry["projected"]
+        assert [proj["lo"], proj["hi"]] == entry["interval"]
+    actual = data[data["series"] == "actual"].iloc[0]
+    assert actual["map_pct"] == fits["extrapolation"]["actual"]
+
+
+def test_fit_and_extrapolation_tables(report: ReportResult, runs: dict[str, Path]) -> None:
+    fits = json.loads((runs["etad"] / "fits.json").read_text())
+    table = report.tables["fits_etad"].data.set_index("family")
+    assert sorted(table.index) == sorted(fits["families"])
+    for fam, entry in fits["families"].items():
+        assert table.loc[fam, "r2"] == entry["r2"]
+        assert table.loc[fam, "aic"] == entry["aic"]
+        assert table.loc[fam, "params"] == entry["params"]
+    ext = report.tables["extrapolation_etad"].data.set_index("family")
+    selected = fits["extrapolation"]["selected"]
+    assert ext["selected"].sum() == 1 and ext.loc[selected, "selected"]
+    for fam, entry in fits["extrapolation"]["per_family"].items():
+        assert ext.loc[fam, "projected"] == entry["projected"]
+        assert ext.loc[fam, "error"] == pytest.approx(entry["projected"] - entry["actual"])
+
+
+def test_study_table(report: ReportResult, runs: dict[str, Path]) -> None:
+    data = report.tables["study_table"].data.set_index(["model", "source"])
+    cells = standing_cells(raw_rows(runs["etad"]))
+    full = _by(cells, ("fraction_pct",), "train_time_s")[(100,)]
+    row = data.loc[("etad", "grid")]
+    assert row["fraction_pct"] == 100.0 and row["n"] == len(full) == 2
+    assert row["train_time_s_mean"] == pytest.approx(statistics.fmean(full))
+    assert row["train_time_s_std"] == pytest.approx(statistics.stdev(full))
+    train = data.loc[("etad", "train")]
+    assert train["n"] == 1 and train["map_avg_pct_mean"] == 51.0
+    assert np.isnan(train["map_avg_pct_std"])
+    # Sampling-ratio cells change the training itself: never in the study table.
+    assert len(data) == 3
+
+
+def test_profile_table_excludes_failed_and_epoch_rows(report: ReportResult) -> None:
+    data = report.tables["profile_table"].data
+    assert len(data) == 15 and set(data["mode"]) == {"infer"}
+    assert 16384 not in set(data[data["model"] == "actionformer"]["length"])
+
+
+def test_timeline_data_equal_samples(report: ReportResult, runs: dict[str, Path]) -> None:
+    text = (runs["profile"] / "timeline.jsonl").read_text()
+    samples = [json.loads(line) for line in text.splitlines()]
+    name = next(k for k in report.plots if k.startswith("timeline_") and "profile-infer" in k)
+    data = report.plots[name].data
+    start = samples[0]["t_s"] - samples[0]["dt_s"]
+    np.testing.assert_allclose(data["t_s"], [s["t_s"] - start for s in samples])
+    np.testing.assert_allclose(data["cpu_pct"], [s["cpu_pct"] for s in samples])
+    np.testing.assert_allclose(data["gpu_util_pct"], [s["gpu_util_pct"] for s in samples])
+    spans = compute.phase_spans(data)
+    assert [s[0] for s in spans] == [f"L={n}" for n in (128, 256, 512, 1024, 2048, 4096, 8192)]
+    # 1.5 s per length sampled every 0.5 s, after 1 s idle: L=128 covers [1.0, 2.5].
+    assert spans[0][1:] == pytest.approx((1.0, 2.5))
+
+
+def test_learning_curve_std_over_slice_means() -> None:
+    # Two seeds per slice: the band is the std of the slice means, the point the mean of rows.
+    rows = pd.DataFrame(
+        {
+            "kind": "cell",
+            "status": "ok",
+            "model": "m",
+            "fraction_pct": 10.0,
+            "slice": [0, 0, 1, 1, 2],
+            "map_avg_pct": [10.0, 12.0, 20.0, 22.0, 30.0],
+        }
+    )
+    got = figures.learning_curve_table(rows).iloc[0]
+    assert got["mean"] == pytest.approx(18.8)
+    assert got["std"] == pytest.approx(statistics.stdev([11.0, 21.0, 30.0]))
+    assert got["n_slices"] == 3 and got["n_rows"] == 5
