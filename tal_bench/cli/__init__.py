@@ -9,5 +9,6 @@ from tal_bench.cli.app import app, main
 # (command modules are imported here)
 from tal_bench.cli import grid as _grid  # noqa: E402,F401  isort: skip
 from tal_bench.cli import fit as _fit  # noqa: E402,F401  isort: skip
+from tal_bench.cli import report as _report  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
