@@ -69,11 +69,20 @@ def load_annotations(path: str | Path) -> Annotations:
     path = Path(path)
     if not path.is_file():
         raise TalBenchError(f"annotation file {path} does not exist; check the path")
-    data = _read_json(path, "annotation file")
+    data = read_json(path, "annotation file")
     return parse_annotations(data, path=str(path))
 
 
-def _read_json(path: Path, what: str) -> Any:
+def read_json(path: Path, what: str) -> Any:
+    """Decode a JSON file; malformed JSON -> one-line TalBenchError with line and column.
+
+    Args:
+        path: the file.
+        what: how to name it in messages ("annotation file").
+
+    Returns:
+        The decoded object.
+    """
     try:
         with path.open("r", encoding="utf-8") as fh:
             return json.load(fh)

@@ -1,0 +1,357 @@
+"""Detection mAP exactly as the official ActivityNet ``Evaluation/eval_detection.py`` computes it,
+vectorised over videos (shared/research/evaluation.md §3; ActionFormer's GT de-duplication §4).
+
+Rules kept from the official code:
+* classes are the labels with GT in the subset (first-appearance order); mAP averages them only;
+* every GT row counts in ``npos`` (unless ``dedup``); predictions are not filtered by subset, so
+  predictions on other videos are false positives;
+* per class, predictions are visited in ``scores.argsort()[::-1]`` order over the class's
+  predictions in input order, and matched greedily (see ``matching.py``);
+* AP is the all-point interpolated AP (precision envelope); a class without predictions has AP 0.
+
+Differences, on purpose: a predicted label with no GT in the subset is dropped and counted
+instead of raising ``KeyError``; the subset may also be given by its normalised name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tal_bench.data.annotations import select_subset
+from tal_bench.evaluation.matching import greedy_match
+from tal_bench.evaluation.tiou import check_thresholds
+from tal_bench.types import Annotations, Detections, VideoRecord
+
+DEDUP_TOL_S = 1e-3  # ActionFormer's tolerance for duplicate / too-short GT
+
+
+@dataclass
+class EvalResult:
+    """mAP of one prediction set (fractions in [0, 1], as the official code)."""
+
+    tiou_thresholds: np.ndarray  # (K,)
+    mAP: dict[float, float]  # threshold -> mAP over classes
+    average_mAP: float  # mean over thresholds
+    ap: np.ndarray  # (K, C) per threshold, per class
+    classes: list[str]  # (C,) classes with GT in the subset, first-appearance order
+    num_gt: int  # GT instances scored (after dedup)
+    num_pred: int  # predictions given
+    num_dropped_pred: int  # predictions whose label has no GT in the subset
+    dropped_labels: list[str] = field(default_factory=list)
+    subset: str = ""  # as requested
+    subset_match: str = ""  # "raw" (exact file string) or "normalized"
+    subset_raw: list[str] = field(default_factory=list)  # raw names of the videos used
+    num_videos: int = 0  # videos in the subset
+    num_pred_outside_subset: int = 0  # scored predictions on videos outside the subset (FPs)
+    num_gt_removed: int = 0  # GT rows removed by dedup
+    dedup: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able summary; mAP keys are the thresholds written shortly ("0.3", "0.4")."""
+        keys = threshold_keys(self.tiou_thresholds)
+        return {
+            "mAP": {k: float(v) for k, v in zip(keys, self.ap.mean(axis=1), strict=True)},
+            "average_mAP": float(self.average_mAP),
+            "tiou_thresholds": [float(t) for t in self.tiou_thresholds],
+            "num_gt": self.num_gt,
+            "num_pred": self.num_pred,
+            "num_dropped_pred": self.num_dropped_pred,
+            "dropped_labels": list(self.dropped_labels),
+            "num_pred_outside_subset": self.num_pred_outside_subset,
+            "num_gt_removed": self.num_gt_removed,
+            "dedup": self.dedup,
+            "subset": self.subset,
+            "subset_match": self.subset_match,
+            "subset_raw": list(self.subset_raw),
+            "num_videos": self.num_videos,
+            "num_classes": len(self.classes),
+            "classes": list(self.classes),
+            "ap_per_class": {
+                c: [float(x) for x in self.ap[:, i]] for i, c in enumerate(self.classes)
+            },
+        }
+
+
+def threshold_keys(thresholds: np.ndarray) -> list[str]:
+    """Short unique labels for thresholds: 0.39999999999999997 -> "0.4"."""
+    keys = [f"{float(t):.10g}" for t in thresholds]
+    return keys if len(set(keys)) == len(keys) else [repr(float(t)) for t in thresholds]
+
+
+@dataclass
+class _GtTable:
+    video_idx: np.ndarray  # (G,) index into the subset's videos
+    labels: list[str]  # (G,)
+    start_s: np.ndarray  # (G,)
+    end_s: np.ndarray  # (G,)
+    num_removed: int
+
+
+def evaluate_detections(
+    gt: Annotations,
+    subset: str,
+    dets: Detections,
+    tiou_thresholds: np.ndarray,
+    dedup: bool = False,
+) -> EvalResult:
+    """Official ActivityNet detection mAP of ``dets`` against one subset of ``gt``.
+
+    Args:
+        gt: ground truth (any supported annotation file).
+        subset: the raw subset string ("Test", "validation") or a normalised name ("test").
+        dets: predictions in seconds, any videos.
+        tiou_thresholds: (K,) thresholds, e.g. ``tiou_preset("thumos")``.
+        dedup: drop same-label GT within 1e-3 s at both ends and GT shorter than 1e-3 s
+            (ActionFormer / OpenTAD).
+
+    Returns:
+        ``EvalResult`` with mAP per threshold and average_mAP as fractions.
+    """
+    thresholds = check_thresholds(tiou_thresholds)
+    videos, how = select_subset(gt, subset, require_instances=True)
+    table = _gt_table(videos, dedup)
+    classes = list(dict.fromkeys(table.labels))
+    gt_cls = index_strings(np.asarray(table.labels, dtype=str), classes)  # (G,)
+    p_vid = index_strings(dets.video_ids, [v.video_id for v in videos])  # (M,) -1: other video
+    p_cls = index_strings(dets.labels, classes)  # (M,) -1: label without GT, dropped
+    ap = _ap_all_classes(table, gt_cls, dets, p_vid, p_cls, thresholds, len(videos), len(classes))
+    mean_ap = ap.mean(axis=1)  # (K,)
+    dropped = p_cls < 0
+    labels = np.asarray(dets.labels)
+    return EvalResult(
+        tiou_thresholds=thresholds,
+        mAP={float(t): float(m) for t, m in zip(thresholds, mean_ap, strict=True)},
+        average_mAP=float(mean_ap.mean()),
+        ap=ap,
+        classes=classes,
+        num_gt=len(table.labels),
+        num_pred=len(dets),
+        num_dropped_pred=int(dropped.sum()),
+        dropped_labels=sorted({str(x) for x in labels[dropped].tolist()}),
+        subset=subset,
+        subset_match=how,
+        subset_raw=sorted({v.subset_raw for v in videos}),
+        num_videos=len(videos),
+        num_pred_outside_subset=int(((p_vid < 0) & ~dropped).sum()),
+        num_gt_removed=table.num_removed,
+        dedup=dedup,
+    )
+
+
+def index_strings(values: np.ndarray, keys: list[str]) -> np.ndarray:
+    """Position of each value in ``keys`` (-1 if absent), for tens of thousands of strings.
+
+    Args:
+        values: (M,) strings (any array-like; ``<U`` arrays are fastest).
+        keys: distinct strings.
+
+    Returns:
+        (M,) int64 indices.
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind != "U":
+        arr = arr.astype(str)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    uniq, inverse = unique_strings(arr.reshape(-1))
+    lookup = {k: i for i, k in enumerate(keys)}
+    table = np.array([lookup.get(u, -1) for u in uniq.tolist()], dtype=np.int64)
+    return table[inverse]
+
+
+def unique_strings(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct strings of a 1-D ``<U`` array and each element's group, via a 64-bit hash.
+
+    Hashing strings in Python or sorting them is slow; a linear hash of the fixed-width code
+    points plus a hash table over the 64-bit hashes is not. Every string is then compared with
+    its group's representative, so a hash collision is detected and falls back to np.unique.
+
+    Returns:
+        (U,) distinct strings, (M,) int64 index of each element into them.
+    """
+    width = arr.dtype.itemsize // 4
+    if width == 0:
+        return arr[:1], np.zeros(arr.size, dtype=np.int64)
+    codes = np.ascontiguousarray(arr).view(np.uint32).reshape(arr.size, width)  # (M, W)
+    mult = np.random.default_rng(width).integers(1, 2**63, size=width, dtype=np.uint64) | 1
+    hashed = np.einsum("ij,j->i", codes, mult)  # (M,) uint64, wraps mod 2**64
+    inverse, uniq_hash = pd.factorize(hashed)
+    rep = np.empty(len(uniq_hash), dtype=np.int64)
+    rep[inverse] = np.arange(arr.size)  # any member represents its group
+    if not np.array_equal(codes[rep[inverse]], codes):  # a hash collision: fall back
+        uniq, inverse = np.unique(arr, return_inverse=True)
+        return uniq, inverse.reshape(-1)
+    return arr[rep], inverse.astype(np.int64, copy=False)
+
+
+def _gt_table(videos: list[VideoRecord], dedup: bool) -> _GtTable:
+    """All GT rows of the subset in file order (videos, then annotations)."""
+    counts = np.array([len(v.labels) for v in videos], dtype=np.int64)
+    labels = [lab for v in videos for lab in v.labels]
+    seg = np.concatenate([v.segments_s.reshape(-1, 2) for v in videos])  # (G, 2)
+    video_idx = np.repeat(np.arange(len(videos)), counts)  # (G,)
+    if not dedup:
+        return _GtTable(video_idx, labels, seg[:, 0].copy(), seg[:, 1].copy(), 0)
+    keep = _dedup_keep(videos, labels, seg, video_idx)
+    kept_labels = [lab for lab, k in zip(labels, keep.tolist(), strict=True) if k]
+    seg = seg[keep]
+    return _GtTable(
+        video_idx[keep], kept_labels, seg[:, 0].copy(), seg[:, 1].copy(), int((~keep).sum())
+    )
+
+
+def _dedup_keep(
+    videos: list[VideoRecord], labels: list[str], seg: np.ndarray, video_idx: np.ndarray
+) -> np.ndarray:
+    """(G,) keep mask of ``dedup_mask``; the exact loop runs only on videos that need it.
+
+    Two same-label rows of a video can only be duplicates if their starts are within the
+    tolerance, which shows as two neighbours after sorting by (video, label, start).
+    """
+    keep = (seg[:, 1] - seg[:, 0]) >= DEDUP_TOL_S  # (G,) rows too short never survive
+    label_codes = pd.factorize(pd.Index(labels))[0] if labels else np.zeros(0, np.int64)
+    order = np.lexsort((seg[:, 0], label_codes, video_idx))
+    same_group = (video_idx[order][1:] == video_idx[order][:-1]) & (
+        label_codes[order][1:] == label_codes[order][:-1]
+    )
+    close = np.abs(np.diff(seg[order, 0])) <= DEDUP_TOL_S
+    first_row = np.r_[0, np.cumsum([len(v.labels) for v in videos])]
+    for vi in np.unique(video_idx[order][1:][same_group & close]):
+        lo, hi = first_row[vi], first_row[vi + 1]
+        keep[lo:hi] = dedup_mask(videos[vi].labels, seg[lo:hi])
+    return keep
+
+
+def dedup_mask(labels: list[str], segments_s: np.ndarray, tol_s: float = DEDUP_TOL_S) -> np.ndarray:
+    """ActionFormer's GT clean-up for one video: which rows to keep.
+
+    A row is dropped if it is shorter than ``tol_s`` or if an earlier *kept* row has the same
+    label and both boundaries within ``tol_s``.
+
+    Args:
+        labels: (N,) class names, file order.
+        segments_s: (N, 2) segments.
+        tol_s: the tolerance (1e-3 s in ActionFormer).
+
+    Returns:
+        (N,) bool keep mask.
+    """
+    keep = np.zeros(len(labels), dtype=bool)
+    kept: dict[str, list[tuple[float, float]]] = {}
+    for i, (label, (start, end)) in enumerate(zip(labels, segments_s.tolist(), strict=True)):
+        same = kept.setdefault(label, [])
+        duplicate = any(abs(start - s) <= tol_s and abs(end - e) <= tol_s for s, e in same)
+        if (end - start) >= tol_s and not duplicate:
+            keep[i] = True
+            same.append((start, end))
+    return keep
+
+
+def _ap_all_classes(
+    table: _GtTable,
+    gt_cls: np.ndarray,
+    dets: Detections,
+    p_vid: np.ndarray,
+    p_cls: np.ndarray,
+    thresholds: np.ndarray,
+    num_videos: int,
+    num_classes: int,
+) -> np.ndarray:
+    """(K, C) AP: official visit order per class, one vectorised matching for all classes."""
+    order, offsets = _visit_order(p_cls, np.asarray(dets.scores, dtype=np.float64), num_classes)
+    gt_block = gt_cls * num_videos + table.video_idx  # (G,)
+    g_order = np.argsort(gt_block, kind="stable")  # file order kept inside a block
+    o_vid, o_cls = p_vid[order], p_cls[order]
+    pred_block = np.where(o_vid >= 0, o_cls * num_videos + o_vid, -1)  # (M',)
+    tp = greedy_match(
+        pred_block,
+        np.asarray(dets.t_start_s, dtype=np.float64)[order],
+        np.asarray(dets.t_end_s, dtype=np.float64)[order],
+        gt_block[g_order],
+        table.start_s[g_order],
+        table.end_s[g_order],
+        thresholds,
+    )  # (K, M')
+    npos = np.bincount(gt_cls, minlength=num_classes)  # (C,)
+    return class_aps(tp, np.diff(offsets), npos)
+
+
+def _visit_order(
+    p_cls: np.ndarray, scores: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prediction indices class by class, each class by ``argsort()[::-1]`` of its scores.
+
+    Returns:
+        order (M',) over the kept predictions, offsets (C + 1,) of each class in ``order``.
+    """
+    kept = np.flatnonzero(p_cls >= 0)
+    key = p_cls[kept].astype(np.int16 if num_classes < 2**15 else np.int64)  # int16: radix sort
+    by_cls = kept[np.argsort(key, kind="stable")]  # input order inside a class
+    offsets = np.r_[0, np.cumsum(np.bincount(p_cls[kept], minlength=num_classes))]
+    order = np.empty_like(by_cls)
+    for c in range(num_classes):
+        seg = by_cls[offsets[c] : offsets[c + 1]]
+        order[offsets[c] : offsets[c + 1]] = seg[scores[seg].argsort()[::-1]]
+    return order, offsets
+
+
+def class_aps(tp: np.ndarray, counts: np.ndarray, npos: np.ndarray) -> np.ndarray:
+    """All-point interpolated AP of every class at every threshold, from the TP positions only.
+
+    Recall changes exactly at the true positives, and the precision envelope at a true positive
+    is the largest precision at this or a later true positive (precision only rises at TPs), so
+    the official sum over recall changes becomes a sum over TPs of
+    ``(rank / npos - (rank - 1) / npos) * envelope``, with the official float expressions
+    (precision = TP count / predictions seen, recall = TP count / npos).
+
+    Args:
+        tp: (K, M) bool true positives, classes one after another, each in visit order.
+        counts: (C,) predictions per class (they sum to M).
+        npos: (C,) GT instances per class.
+
+    Returns:
+        (K, C) AP; 0 for a class without predictions.
+    """
+    k, n_cls = tp.shape[0], len(counts)
+    offsets = np.r_[0, np.cumsum(counts)]
+    t_idx, m_idx = np.nonzero(tp)  # row-major: by threshold, then class, then visit order
+    cls = np.repeat(np.arange(n_cls), counts)[m_idx]
+    group = t_idx * n_cls + cls  # (T,) ascending
+    n_grp = np.bincount(group, minlength=k * n_cls)  # (K * C,)
+    grp_first = np.cumsum(n_grp) - n_grp
+    rank = np.arange(group.size) - grp_first[group] + 1  # TP count up to and including this one
+    precision = rank / (m_idx - offsets[cls] + 1)  # (T,)
+    step = rank / npos[cls] - (rank - 1) / npos[cls]  # (T,) recall change
+    ap = np.zeros(k * n_cls)
+    # Pad (threshold, class) groups to one length for the envelope; chunk to bound the memory.
+    budget = max(4 * group.size, 1 << 16)
+    sizes = n_grp.tolist()
+    start = 0
+    while start < len(sizes):
+        stop, widest = start + 1, sizes[start]
+        while stop < len(sizes) and (stop + 1 - start) * max(widest, sizes[stop]) <= budget:
+            widest = max(widest, sizes[stop])
+            stop += 1
+        sel = slice(grp_first[start], grp_first[stop - 1] + sizes[stop - 1])
+        ap[start:stop] = _envelope_sum(
+            precision[sel], step[sel], group[sel] - start, n_grp[start:stop], widest
+        )
+        start = stop
+    return ap.reshape(k, n_cls)
+
+
+def _envelope_sum(
+    precision: np.ndarray, step: np.ndarray, row: np.ndarray, n_row: np.ndarray, width: int
+) -> np.ndarray:
+    """Per row: sum of step * (running max of precision from the right)."""
+    col = np.arange(row.size) - np.repeat(np.cumsum(n_row) - n_row, n_row)
+    prec_pad = np.zeros((len(n_row), width))  # (R, W) pads: precision 0, step 0
+    step_pad = np.zeros((len(n_row), width))
+    prec_pad[row, col] = precision
+    step_pad[row, col] = step
+    envelope = np.maximum.accumulate(prec_pad[:, ::-1], axis=1)[:, ::-1]
+    return np.sum(step_pad * envelope, axis=1)  # (R,)

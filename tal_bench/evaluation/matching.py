@@ -1,0 +1,288 @@
+"""Vectorised greedy TP/FP assignment, decision-for-decision the official ActivityNet one.
+
+The official ``compute_average_precision_detection`` walks a class's predictions by score and,
+for each threshold separately, gives each one the first GT of its video, in the order
+``tiou.argsort()[::-1]``, that is not yet taken, provided its tIoU is not below the threshold
+(NaN is not below anything, so it matches). A taken GT is skipped and the next one tried.
+
+Two facts make this vectorisable without changing a single decision:
+
+* A prediction can only ever take one of its *candidates* (GT with tIoU not below the lowest
+  threshold); a prediction without candidates is a false positive everywhere. Because the visit
+  order is by decreasing tIoU (NaN first), the candidates at any threshold are a prefix of the
+  candidates at the lowest one.
+* Predictions compete only through shared candidates. In the graph linking predictions to their
+  candidate GTs, each connected component can be processed on its own, in score order. So the
+  loop runs over the *rank inside a component* (usually a handful), handling the k-th prediction
+  of every component, at every threshold, in one set of array operations.
+
+The candidate order is the official one: rows whose candidates have distinct tIoUs are sorted
+by value; a row with tied candidates (rare with real scores) is ordered by ``argsort()[::-1]``
+on its full tIoU row, exactly as the official code does, so NumPy's tie order is reproduced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from tal_bench.evaluation.tiou import pairwise_tiou
+
+
+@dataclass
+class _Pairs:
+    """(prediction, GT) pairs that may overlap, grouped by prediction."""
+
+    owner: np.ndarray  # (P,) row in ``pred`` of each pair
+    gt_slot: np.ndarray  # (P,) GT index
+    tiou: np.ndarray  # (P,) float64
+    first: np.ndarray  # (H,) offset of each prediction's first pair
+    pred: np.ndarray  # (H,) predictions with at least one pair
+    block_lo: np.ndarray  # (H,) first GT of the prediction's block
+    block_n: np.ndarray  # (H,) GT in the prediction's block
+
+
+def greedy_match(
+    pred_block: np.ndarray,
+    pred_start_s: np.ndarray,
+    pred_end_s: np.ndarray,
+    gt_block: np.ndarray,
+    gt_start_s: np.ndarray,
+    gt_end_s: np.ndarray,
+    thresholds: np.ndarray,
+) -> np.ndarray:
+    """True positives of every prediction at every threshold.
+
+    A *block* is one (class, video) pair; predictions and GT only meet inside their block.
+
+    Args:
+        pred_block: (M,) int64 block of each prediction, -1 for none; predictions must be in the
+            official visit order (per class, by ``argsort()[::-1]`` of the scores).
+        pred_start_s: (M,) starts.
+        pred_end_s: (M,) ends.
+        gt_block: (G,) int64 block of each GT, sorted ascending; GT of one block in file order.
+        gt_start_s: (G,) starts.
+        gt_end_s: (G,) ends.
+        thresholds: (K,) tIoU thresholds.
+
+    Returns:
+        (K, M) bool: True where the prediction is a true positive (else a false positive).
+    """
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    tp = np.zeros((len(thresholds), len(pred_block)), dtype=bool)  # (K, M)
+    pairs = _block_pairs(pred_block, pred_start_s, pred_end_s, gt_block, gt_start_s, gt_end_s)
+    if pairs is None:
+        return tp
+    blocks = (pred_start_s, pred_end_s, gt_start_s, gt_end_s)
+    cand_slot, cand_tiou, contender = _candidates(
+        pairs, float(thresholds.min()), len(gt_block), blocks
+    )
+    if contender.size == 0:
+        return tp
+    # A contender sharing no candidate with any other one simply takes its best candidate.
+    real = cand_slot < len(gt_block)
+    uses = np.bincount(cand_slot[real], minlength=len(gt_block) + 1)  # (G + 1,)
+    alone = ~((uses[cand_slot] > 1) & real).any(axis=1)  # (N,)
+    thr = thresholds[:, None]  # (K, 1)
+    tp[:, contender[alone]] = ~(cand_tiou[alone, 0][None, :] < thr)
+    shared = np.flatnonzero(~alone)
+    if shared.size:
+        slots, tious = cand_slot[shared], cand_tiou[shared]
+        rank = _rank_in_component(slots, len(gt_block))
+        tp[:, contender[shared]] = _assign(slots, tious, rank, thresholds, len(gt_block))
+    return tp
+
+
+def _block_pairs(
+    pred_block: np.ndarray,
+    ps: np.ndarray,
+    pe: np.ndarray,
+    gt_block: np.ndarray,
+    gs: np.ndarray,
+    ge: np.ndarray,
+) -> _Pairs | None:
+    """Pairs that can reach a positive (or NaN) tIoU; the rest have tIoU 0 and never match.
+
+    With positive lengths, tIoU > 0 needs an overlap, so only GT starting in
+    [pred start - longest GT of the block, pred end] are paired. A zero-length or reversed
+    segment on either side can give 0/0 = NaN anywhere, so such predictions (and every
+    prediction of a block holding such GT) are paired with all GT of their block.
+    """
+    lo, n_gt = _block_ranges(pred_block, gt_block)  # (M,), (M,)
+    g_len = ge - gs  # (G,)
+    odd_gt = np.r_[0, np.cumsum(g_len <= 0)]  # prefix counts of degenerate GT
+    odd = ((pe - ps) <= 0) | (odd_gt[lo + n_gt] > odd_gt[lo])  # (M,)
+    full = np.flatnonzero((n_gt > 0) & odd)
+    near = np.flatnonzero((n_gt > 0) & ~odd)
+    pair_pred, pair_slot = _near_pairs(near, lo, n_gt, ps, pe, gt_block, gs, g_len)
+    counts_full = n_gt[full]
+    full_slot = np.arange(int(counts_full.sum())) + np.repeat(
+        lo[full] - (np.cumsum(counts_full) - counts_full), counts_full
+    )
+    pair_pred = np.r_[pair_pred, np.repeat(full, counts_full)]
+    pair_slot = np.r_[pair_slot, full_slot]
+    if pair_pred.size == 0:
+        return None
+    order = np.argsort(pair_pred, kind="stable")
+    pair_pred, pair_slot = pair_pred[order], pair_slot[order]
+    pred, first, owner = np.unique(pair_pred, return_index=True, return_inverse=True)
+    tiou = pairwise_tiou(ps[pair_pred], pe[pair_pred], gs[pair_slot], ge[pair_slot])
+    return _Pairs(owner, pair_slot, tiou, first, pred, lo[pred], n_gt[pred])
+
+
+def _block_ranges(pred_block: np.ndarray, gt_block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First GT index and GT count of each prediction's block (0 GT for block -1)."""
+    n_blocks = int(max(pred_block.max(initial=-1), gt_block.max(initial=-1))) + 1
+    if n_blocks <= 8 * (pred_block.size + gt_block.size) + 1024:  # direct lookup table
+        count = np.bincount(gt_block, minlength=n_blocks)  # (B,)
+        first = np.cumsum(count) - count
+        safe = np.maximum(pred_block, 0)
+        n_gt = np.where(pred_block >= 0, count[safe], 0)
+        return first[safe], n_gt
+    lo = np.searchsorted(gt_block, pred_block, side="left")
+    n_gt = np.searchsorted(gt_block, pred_block, side="right") - lo
+    n_gt[pred_block < 0] = 0
+    return lo, n_gt
+
+
+def _near_pairs(
+    near: np.ndarray,
+    lo: np.ndarray,
+    n_gt: np.ndarray,
+    ps: np.ndarray,
+    pe: np.ndarray,
+    gt_block: np.ndarray,
+    gs: np.ndarray,
+    g_len: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(prediction, GT slot) pairs whose GT start lies in [ps - longest GT, pe], per block."""
+    if near.size == 0 or gt_block.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    by_start = np.lexsort((gs, gt_block))  # GT slots sorted by (block, start)
+    block_first = np.r_[True, gt_block[1:] != gt_block[:-1]]
+    block_rank = np.cumsum(block_first) - 1  # (G,) 0, 1, ... per block
+    longest = np.maximum.reduceat(g_len, np.flatnonzero(block_first))  # (B,)
+    # One sorted key for all blocks: blocks sit `span` apart, so a search never leaves its block
+    # by more than the clamp below, and a slightly wide window only adds pairs of tIoU 0.
+    span = 4.0 * (np.abs(np.r_[gs, gs + g_len, ps[near], pe[near]]).max() + longest.max()) + 1.0
+    key = block_rank[by_start] * span + gs[by_start]
+    rank = block_rank[lo[near]]
+    margin = 1e-9 * span
+    a = np.searchsorted(key, rank * span + (ps[near] - longest[rank]) - margin, side="left")
+    b = np.searchsorted(key, rank * span + pe[near] + margin, side="right")
+    a = np.clip(a, lo[near], lo[near] + n_gt[near])
+    b = np.clip(b, a, lo[near] + n_gt[near])
+    count = b - a
+    pos = np.arange(int(count.sum())) + np.repeat(a - (np.cumsum(count) - count), count)
+    return np.repeat(near, count), by_start[pos]
+
+
+def _candidates(
+    pairs: _Pairs, thr_min: float, num_gt: int, blocks: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate GTs of each contender in official visit order, padded with slot ``num_gt``.
+
+    Returns:
+        cand_slot (N, c) int64, cand_tiou (N, c) float64 (-inf padding), contender (N,) indices.
+    """
+    is_cand = ~(pairs.tiou < thr_min)  # (P,) NaN counts as a candidate
+    ncand = np.add.reduceat(is_cand.astype(np.int64), pairs.first)  # (H,)
+    has = np.flatnonzero(ncand)
+    if has.size == 0:
+        return np.zeros((0, 1), np.int64), np.zeros((0, 1)), np.zeros(0, np.int64)
+    cp = np.flatnonzero(is_cand)  # candidate pairs, grouped by owner
+    value = pairs.tiou[cp]
+    order = np.lexsort((np.where(np.isnan(value), -np.inf, -value), pairs.owner[cp]))
+    cp, value = cp[order], value[order]
+    owner = pairs.owner[cp]
+    width = int(ncand.max())
+    row = np.searchsorted(has, owner)  # (Q,) contender row of each candidate
+    col = np.arange(cp.size) - np.repeat(np.cumsum(ncand[has]) - ncand[has], ncand[has])
+    cand_slot = np.full((has.size, width), num_gt, dtype=np.int64)
+    cand_tiou = np.full((has.size, width), -np.inf)
+    cand_slot[row, col] = pairs.gt_slot[cp]
+    cand_tiou[row, col] = value
+    _fix_tied_rows(pairs, has, ncand, cand_slot, cand_tiou, blocks)
+    return cand_slot, cand_tiou, pairs.pred[has]
+
+
+def _fix_tied_rows(
+    pairs: _Pairs,
+    has: np.ndarray,
+    ncand: np.ndarray,
+    cand_slot: np.ndarray,
+    cand_tiou: np.ndarray,
+    blocks: tuple[np.ndarray, ...],
+) -> None:
+    """Re-order rows with equal candidate tIoUs exactly as ``tiou_row.argsort()[::-1]`` does.
+
+    The official row holds the prediction's tIoU with every GT of its block in file order.
+    """
+    if cand_tiou.shape[1] < 2:
+        return
+    ps, pe, gs, ge = blocks
+    left, right = cand_tiou[:, :-1], cand_tiou[:, 1:]
+    tied = ((left == right) & (right > -np.inf)) | (np.isnan(left) & np.isnan(right))
+    for r in np.flatnonzero(tied.any(axis=1)):
+        h = has[r]
+        p, lo, n = pairs.pred[h], pairs.block_lo[h], ncand[h]
+        slots = np.arange(lo, lo + pairs.block_n[h])
+        row = pairwise_tiou(ps[p], pe[p], gs[slots], ge[slots])
+        visit = row.argsort()[::-1][:n]  # the official visit order, first n = the candidates
+        cand_slot[r, :n] = slots[visit]
+        cand_tiou[r, :n] = row[visit]
+
+
+def _rank_in_component(cand_slot: np.ndarray, num_gt: int) -> np.ndarray:
+    """Rank of each contender inside its connected component (contenders linked via shared GT)."""
+    n, width = cand_slot.shape
+    rows = np.repeat(np.arange(n), width)
+    cols = cand_slot.ravel()
+    real = cols < num_gt
+    graph = coo_matrix(
+        (np.ones(int(real.sum()), dtype=np.int8), (rows[real], n + cols[real])),
+        shape=(n + num_gt, n + num_gt),
+    )
+    _, label = connected_components(graph, directed=False)
+    comp = label[:n]  # (N,) contenders are already in visit order
+    order = np.argsort(comp, kind="stable")
+    sorted_comp = comp[order]
+    start = np.r_[True, sorted_comp[1:] != sorted_comp[:-1]]
+    first_pos = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - first_pos
+    return rank
+
+
+def _assign(
+    cand_slot: np.ndarray,
+    cand_tiou: np.ndarray,
+    rank: np.ndarray,
+    thresholds: np.ndarray,
+    num_gt: int,
+) -> np.ndarray:
+    """Greedy assignment, one component rank at a time, all thresholds at once.
+
+    Returns:
+        (K, N) bool true positives of the contenders.
+    """
+    k_thr = len(thresholds)
+    tp = np.zeros((k_thr, len(rank)), dtype=bool)  # (K, N)
+    locked = np.zeros((k_thr, num_gt + 1), dtype=bool)  # (K, G + 1)
+    locked[:, num_gt] = True  # the padding slot is never available
+    by_rank = np.argsort(rank, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(rank))]
+    thr = thresholds[:, None, None]  # (K, 1, 1)
+    for k in range(len(bounds) - 1):
+        sel = by_rank[bounds[k] : bounds[k + 1]]  # (P,) one contender per component
+        slots = cand_slot[sel]  # (P, c)
+        avail = ~(cand_tiou[sel][None] < thr) & ~locked[:, slots]  # (K, P, c)
+        hit = avail.any(axis=2)  # (K, P)
+        first = avail.argmax(axis=2)  # (K, P)
+        t_idx, p_idx = np.nonzero(hit)
+        locked[t_idx, slots[p_idx, first[t_idx, p_idx]]] = True
+        tp[:, sel] = hit
+    return tp
