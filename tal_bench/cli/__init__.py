@@ -10,5 +10,7 @@ from tal_bench.cli.app import app, main
 from tal_bench.cli import grid as _grid  # noqa: E402,F401  isort: skip
 from tal_bench.cli import fit as _fit  # noqa: E402,F401  isort: skip
 from tal_bench.cli import report as _report  # noqa: E402,F401  isort: skip
+from tal_bench.cli import train as _train  # noqa: E402,F401  isort: skip
+from tal_bench.cli import ls as _ls  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
