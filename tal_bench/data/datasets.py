@@ -16,10 +16,52 @@ from typing import Any
 
 import numpy as np
 
+from tal_bench.data.annotations import load_annotations, normalize_subset
 from tal_bench.data.features import FeatureMeta, FeatureStore
 from tal_bench.errors import TalBenchError
 from tal_bench.registry import DATASETS
-from tal_bench.types import Annotations
+from tal_bench.types import Annotations, VideoRecord
+
+
+def _background_fraction(rec: VideoRecord) -> float:
+    """Share of the video covered by no instance (union of segments, clipped to the video)."""
+    segs = np.clip(
+        np.sort(rec.segments_s, axis=0) if len(rec.segments_s) else rec.segments_s,
+        0.0,
+        rec.duration_s,
+    )
+    covered, end = 0.0, 0.0
+    for s, e in sorted(map(tuple, segs)):
+        s = max(s, end)
+        if e > s:
+            covered, end = covered + (e - s), e
+    return 1.0 - covered / rec.duration_s if rec.duration_s > 0 else 0.0
+
+
+def annotation_stats(ann: Annotations) -> dict[str, Any]:
+    """Per-subset statistics: videos, instances, median action / video length, background.
+
+    Returns:
+        {"classes": K, "subsets": {name: {...}}}; ``background_fraction`` is duration-weighted.
+    """
+    out: dict[str, Any] = {"classes": len(ann.classes), "subsets": {}}
+    for sub in ann.subsets():
+        recs = ann.subset(sub)
+        lens = np.concatenate([r.segments_s[:, 1] - r.segments_s[:, 0] for r in recs])
+        durs = np.array([r.duration_s for r in recs])
+        bg = np.array([_background_fraction(r) for r in recs])
+        counts = np.array([len(r.labels) for r in recs])
+        out["subsets"][sub] = {
+            "videos": len(recs),
+            "instances": int(counts.sum()),
+            "instances_per_video_median": float(np.median(counts)),
+            "instances_per_video_mean": round(float(counts.mean()), 2),
+            "median_action_s": round(float(np.median(lens)), 2) if len(lens) else 0.0,
+            "median_duration_s": round(float(np.median(durs)), 1),
+            "background_fraction": round(float((bg * durs).sum() / durs.sum()), 3),
+            "classes_present": len({lab for r in recs for lab in r.labels}),
+        }
+    return out
 
 
 class TalDataset:
@@ -60,8 +102,6 @@ class TalDataset:
 
     def resolve_subset(self, subset: str) -> str:
         """Normalise ``subset`` ("Validation" -> "val") and check that it exists."""
-        from tal_bench.data.annotations import normalize_subset
-
         name = normalize_subset(subset)
         if name not in self.subsets():
             raise TalBenchError(
@@ -158,16 +198,11 @@ def open_feature_dataset(
     prefix: str = "",
 ) -> TalDataset:
     """Open an annotation file + a feature folder / .h5 file as a ``TalDataset``."""
-    from tal_bench.data.annotations import load_annotations
-
     if not Path(annotations_path).is_file():
         raise TalBenchError(f"annotation file {annotations_path} does not exist")
     ann = load_annotations(annotations_path)
     store = FeatureStore(features_path, prefix=prefix)
     return TalDataset(name, ann, store, meta, default_mode)
-
-
-_REAL_OPTIONS = {"annotations", "features", "prefix", "fps", "feat_stride", "clip_len"}
 
 
 def _real_factory(name: str, defaults: dict[str, Any], mode: str) -> Callable[..., TalDataset]:
@@ -237,6 +272,50 @@ _register(
 )
 
 
+def _synthetic_factory(name: str, tiny: bool) -> Callable[..., TalDataset]:
+    # imported lazily: tal_bench.data.synthetic imports this module
+    def factory(root: Path | None, **options: Any) -> TalDataset:
+        from tal_bench.data import synthetic
+
+        base = synthetic.TINY_PARAMS if tiny else synthetic.SynthParams()
+        opts = _check_options(name, options, dataclasses.asdict(base))
+        if root is not None:
+            if options:
+                raise TalBenchError(
+                    f"options {', '.join(sorted(options))} only apply when {name!r} is generated "
+                    f"into the cache; {root} was already written with its own parameters"
+                )
+            return synthetic.open_synthetic(root, name)
+        params = synthetic.SynthParams(**opts)
+        return synthetic.open_synthetic(synthetic.ensure_synthetic(params, name), name)
+
+    return factory
+
+
+_register(
+    DatasetSpec(
+        "synthetic-thumos14",
+        "embedded THUMOS-14-like dataset (200 train / 212 test videos, 20 classes, 64-d "
+        "features at 30 fps / stride 4); generated into the cache on first use (~20 s)",
+        "window",
+        64,
+        False,
+        _synthetic_factory("synthetic-thumos14", tiny=False),
+    )
+)
+_register(
+    DatasetSpec(
+        "synthetic-thumos14-tiny",
+        "tiny synthetic THUMOS-like dataset for tests and smoke runs (12 train / 13 test "
+        "videos of ~40 s, 5 classes, 32-d features)",
+        "window",
+        32,
+        False,
+        _synthetic_factory("synthetic-thumos14-tiny", tiny=True),
+    )
+)
+
+
 def create_dataset(name: str, root: str | None = None, **options: Any) -> TalDataset:
     """Open a registered dataset.
 
@@ -279,3 +358,27 @@ def describe_datasets() -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def dataset_info(name: str, root: str | None = None, **options: Any) -> dict[str, Any]:
+    """Statistics of a dataset (for ``talbench datasets info``).
+
+    Returns:
+        {"name", "description", "root", "default_mode", "classes", "feature_meta",
+        "subsets": {subset: {videos, instances, median_action_s, background_fraction, ...,
+        feature_steps}}}.
+    """
+    ds = create_dataset(name, root, **options)
+    stats = annotation_stats(ds.annotations)
+    for sub, row in stats["subsets"].items():
+        row["feature_steps"] = ds.validate(sub)["feature_steps"]
+    spec: DatasetSpec = DATASETS.get(name)
+    return {
+        "name": name,
+        "description": spec.description,
+        "root": str(ds.store.path.parent),
+        "default_mode": ds.default_mode,
+        "classes": ds.classes,
+        "feature_meta": dataclasses.asdict(ds.feature_meta),
+        "subsets": stats["subsets"],
+    }

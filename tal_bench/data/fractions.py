@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tal_bench.data.annotations import normalize_subset
 from tal_bench.errors import TalBenchError
 from tal_bench.types import Annotations
 
@@ -88,7 +89,7 @@ def sample_fraction(
 
     Args:
         ann: the annotations.
-        subset: normalised subset name to draw from ("val" for THUMOS training).
+        subset: subset to draw from ("val" or "Validation" for THUMOS training).
         fraction_pct: percentage of the subset's videos, 1-100.
         slice_idx: which independent draw of this fraction (0, 1, 2, ...).
         seed: study seed; with (fraction_pct, slice_idx) it fixes the draw.
@@ -98,7 +99,7 @@ def sample_fraction(
         The ``FractionDraw``.
     """
     _check_args(fraction_pct, slice_idx)
-    records = sorted(ann.subset(subset), key=lambda r: r.video_id)
+    records = sorted(ann.subset(normalize_subset(subset)), key=lambda r: r.video_id)
     if not records:
         raise TalBenchError(
             f"cannot draw from subset {subset!r}: it has no videos; "

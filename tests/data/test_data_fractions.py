@@ -45,6 +45,7 @@ def test_draw_size_sorted_and_deterministic() -> None:
     assert draw.video_ids == sorted(draw.video_ids)
     assert all(v.startswith("vid") for v in draw.video_ids)  # never a test video
     assert sample_fraction(ann, "val", 10, 0, 0) == draw
+    assert sample_fraction(ann, "Validation", 10, 0, 0) == draw  # raw subset names work too
     # the draw does not depend on the order the videos were read in
     assert sample_fraction(_ann([["A"], ["B"]] * 100, order_seed=5), "val", 10, 0, 0) == draw
     others = {tuple(sample_fraction(ann, "val", 10, s, 0).video_ids) for s in range(1, 5)}
