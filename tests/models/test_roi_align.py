@@ -112,6 +112,8 @@ def test_gradient_wrt_features() -> None:
     feats = torch.randn(2, 3, 9, dtype=torch.float64, requires_grad=True)
     rois = torch.tensor([[0, 0.4, 6.3], [1, -1.5, 3.0], [1, 2.2, 12.0]], dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda f: roi_align_1d(f, rois, 4), (feats,))
+    unsorted = rois[[1, 0, 2]]  # videos not grouped: the index-tensor path
+    assert torch.autograd.gradcheck(lambda f: roi_align_1d(f, unsorted, 4, aligned=True), (feats,))
 
 
 def test_unsorted_batch_order_is_kept() -> None:

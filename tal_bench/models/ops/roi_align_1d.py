@@ -17,10 +17,13 @@ this 1-D rule, reproduced here for one RoI ``[x1, x2]``:
 Because interpolation is linear in the features, the op is built as one weight matrix per RoI,
 ``W (K, P, T)``, and applied with a matrix product: vectorised over RoIs, bins and samples (the
 only Python loop runs over the batch index), exact in the forward pass and differentiable with
-respect to the features. The RoIs themselves get no gradient (ETAD detaches its anchors).
+respect to the features (backward rebuilds the weights instead of saving them). The RoIs get no
+gradient (ETAD detaches its anchors).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import torch
 
@@ -96,6 +99,9 @@ def roi_align_1d(
 ) -> torch.Tensor:
     """RoI-align over the time axis, equal to torchvision's ``roi_align`` on ``(B, C, T, 1)``.
 
+    Like torchvision, backward keeps only the RoIs and rebuilds the weights, so the op saves no
+    (K, P, T) tensor for the backward pass.
+
     Args:
         feats: (B, C, T) features.
         rois: (K, 3) rows ``(batch_index, x1, x2)`` in input coordinates.
@@ -107,29 +113,52 @@ def roi_align_1d(
     Returns:
         (K, C, P) pooled features.
     """
-    n_batch, channels, length = feats.shape
-    batch_idx = rois[:, 0].long()  # (K,)
-    coords = rois[:, 1:3] * spatial_scale  # (K, 2)
-    weights = roi_align_1d_weights(
-        coords, length, output_size, sampling_ratio, aligned, dtype=feats.dtype
-    )  # (K, P, T)
-    order = torch.argsort(batch_idx, stable=True)  # (K,) RoIs grouped by video
-    counts = torch.bincount(batch_idx, minlength=n_batch).tolist()  # (B,)
-    sorted_w = weights if _is_sorted(batch_idx) else weights[order]
-    chunks = []
-    for b, w_b in enumerate(torch.split(sorted_w, counts)):
-        if w_b.shape[0]:
-            # (K_b, P, T) @ (T, C) -> (K_b, P, C)
-            chunks.append(torch.matmul(w_b, feats[b].transpose(0, 1)))
-    if not chunks:
-        return feats.new_zeros(0, channels, output_size)
-    out = torch.cat(chunks).transpose(1, 2)  # (K, C, P) in grouped order
-    if _is_sorted(batch_idx):
+    rois = rois.detach()
+    return _RoiAlign1d.apply(feats, rois, output_size, spatial_scale, sampling_ratio, aligned)
+
+
+class _RoiAlign1d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, feats, rois, output_size, spatial_scale, sampling_ratio, aligned):
+        ctx.save_for_backward(rois)
+        ctx.args = (feats.shape, feats.dtype, output_size, spatial_scale, sampling_ratio, aligned)
+        out = feats.new_zeros(rois.shape[0], feats.shape[1], output_size)  # (K, C, P)
+        for b, sel in _groups(rois, feats.shape[0]):
+            w_b = _weights(rois[sel], feats.shape[-1], *ctx.args[1:])  # (K_b, P, T)
+            # (K_b, P, T) @ (T, C) -> (K_b, P, C) -> (K_b, C, P)
+            out[sel] = torch.matmul(w_b, feats[b].transpose(0, 1)).transpose(1, 2)
         return out
-    inverse = torch.empty_like(order)
-    inverse[order] = torch.arange(order.numel(), device=order.device)
-    return out[inverse]  # (K, C, P) in the input order
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (rois,) = ctx.saved_tensors
+        shape = ctx.args[0]
+        grad_feats = grad_out.new_zeros(shape)  # (B, C, T)
+        for b, sel in _groups(rois, shape[0]):
+            g_b = grad_out[sel].transpose(1, 2).reshape(-1, shape[1])  # (K_b * P, C)
+            w_b = _weights(rois[sel], shape[-1], *ctx.args[1:]).reshape(-1, shape[-1])  # (K_b*P, T)
+            grad_feats[b] = torch.matmul(g_b.transpose(0, 1), w_b.to(grad_out.dtype))  # (C, T)
+        return grad_feats, None, None, None, None, None
 
 
-def _is_sorted(idx: torch.Tensor) -> bool:
-    return bool((idx[1:] >= idx[:-1]).all()) if idx.numel() > 1 else True
+def _weights(rois, length, dtype, output_size, spatial_scale, sampling_ratio, aligned):
+    coords = rois[:, 1:3] * spatial_scale  # (K, 2)
+    return roi_align_1d_weights(coords, length, output_size, sampling_ratio, aligned, dtype)
+
+
+def _groups(rois: torch.Tensor, n_batch: int) -> Iterator[tuple[int, slice | torch.Tensor]]:
+    """(video index, its RoIs as a slice when grouped, else an index tensor) per video."""
+    batch_idx = rois[:, 0].long()  # (K,)
+    if batch_idx.numel() == 0:
+        return
+    if batch_idx.min() < 0 or batch_idx.max() >= n_batch:
+        raise ValueError(f"RoI batch indices must lie in [0, {n_batch - 1}]")
+    if bool((batch_idx[1:] >= batch_idx[:-1]).all()):
+        ends = torch.bincount(batch_idx, minlength=n_batch).cumsum(0).tolist()
+        for b in range(n_batch):
+            lo = ends[b - 1] if b else 0
+            if ends[b] > lo:
+                yield b, slice(lo, ends[b])
+        return
+    for b in torch.unique(batch_idx).tolist():
+        yield b, (batch_idx == b).nonzero(as_tuple=True)[0]
