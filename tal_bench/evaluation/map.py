@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from tal_bench.data.annotations import select_subset
+from tal_bench.errors import TalBenchError
 from tal_bench.evaluation.matching import greedy_match
 from tal_bench.evaluation.tiou import check_thresholds
 from tal_bench.types import Annotations, Detections, VideoRecord
@@ -114,6 +115,11 @@ def evaluate_detections(
     thresholds = check_thresholds(tiou_thresholds)
     videos, how = select_subset(gt, subset, require_instances=True)
     table = _gt_table(videos, dedup)
+    if not table.labels:
+        raise TalBenchError(
+            f"subset {subset!r}: de-duplication removed every GT instance (all shorter than "
+            f"{DEDUP_TOL_S} s); evaluate without --dedup"
+        )
     classes = list(dict.fromkeys(table.labels))
     gt_cls = index_strings(np.asarray(table.labels, dtype=str), classes)  # (G,)
     p_vid = index_strings(dets.video_ids, [v.video_id for v in videos])  # (M,) -1: other video

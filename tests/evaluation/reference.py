@@ -140,7 +140,7 @@ def reference_evaluate(
         gt_c = [(r[0], r[2], r[3]) for r in gt_rows if r[1] == name]
         pred_c = [(p[0], p[2], p[3], p[4]) for p in pred_rows if p[1] == name]
         ap[:, cidx] = ap_detection(gt_c, pred_c, thresholds)
-    mean_ap = ap.mean(axis=1)
+    mean_ap = ap.mean(axis=1) if classes else np.full(len(thresholds), np.nan)
     return {
         "ap": ap,
         "mAP": mean_ap,
