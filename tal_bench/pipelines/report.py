@@ -3,8 +3,9 @@ of the study and of ETAD, plus one self-contained HTML page and a Markdown page.
 
 Runs are recognised by their contents, not their names: grid cells (``kind == "cell"``) without
 ``dps_ratio`` are data-scaling cells, with it sampling-ratio cells; rows with a ``length`` are
-profiles; ``kind`` ``epoch``/``result`` rows come from ``talbench train``; a ``fits.json`` comes
-from ``talbench fit``; files named ``*timeline*`` next to the rows are sampler timelines.
+inference profiles; ``train_epoch``/``train`` rows come from ``talbench profile --mode train``,
+``result`` rows from ``talbench train``; a ``fits.json`` comes from ``talbench fit``; sampler
+timelines are found next to the rows (see :mod:`tal_bench.plots.runs`).
 
 Fitted curves are drawn only from ``fits.json`` files (``talbench fit`` output); the report never
 fits on its own, so the curves shown are exactly the recorded ones.
@@ -12,7 +13,6 @@ fits on its own, so the curves shown are exactly the recorded ones.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
@@ -25,144 +25,13 @@ import pandas as pd
 from tal_bench.errors import TalBenchError
 from tal_bench.plots import compute, figures, tables
 from tal_bench.plots.html import FigureFiles, Section, render_html, render_markdown
-from tal_bench.plots.style import Plot, footer_text, machine_label, save_figure
-from tal_bench.records import META_FILE, load_meta, load_rows
+from tal_bench.plots.runs import RunData, Timeline, discover_runs, load_run, model_name
+from tal_bench.plots.style import Plot, footer_text, save_figure
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("png", "svg")
 MAX_TIMELINES = 12  # timeline figures per report; more are listed, not drawn
-_TIMELINE_SUFFIXES = (".jsonl", ".csv", ".json")
-
-
-@dataclass
-class RunData:
-    """One loaded run directory."""
-
-    path: Path
-    meta: dict[str, Any]
-    rows: pd.DataFrame
-    fits: dict[str, Any] | None = None
-    timelines: list[Path] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        """Machine footer line for figures made from this run."""
-        return machine_label(self.meta, _threads(self))
-
-
-def _threads(run: RunData) -> int | None:
-    if "threads" in run.rows.columns:
-        values = pd.to_numeric(run.rows["threads"], errors="coerce").dropna().unique()
-        if len(values) == 1:
-            return int(values[0])
-    train = (run.meta.get("config") or {}).get("train") or {}
-    value = train.get("threads") if isinstance(train, dict) else None
-    if isinstance(value, int):
-        return value
-    return _grid_threads(run.path / "grid.json")
-
-
-def _grid_threads(path: Path) -> int | None:
-    """Torch threads per cell from a grid's invocation log, when every invocation agrees."""
-    try:
-        history = json.loads(path.read_text(encoding="utf-8"))
-        values = {inv.get("exec", {}).get("threads") for inv in history.get("invocations", [])}
-    except (OSError, ValueError, AttributeError):
-        return None
-    return values.pop() if len(values) == 1 and isinstance(next(iter(values)), int) else None
-
-
-def discover_runs(paths: list[str | Path]) -> list[Path]:
-    """Run directories (holding ``meta.json``) at or below each path, sorted, without repeats.
-
-    Raises:
-        TalBenchError: a path does not exist, or no run directory is found at all.
-    """
-    found: dict[Path, None] = {}
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise TalBenchError(f"{path} does not exist; pass run directories or their parents")
-        metas = [path / META_FILE] if (path / META_FILE).is_file() else []
-        metas += sorted(path.rglob(META_FILE)) if path.is_dir() else []
-        for meta in metas:
-            found.setdefault(meta.parent.resolve(), None)
-    if not found:
-        shown = ", ".join(str(p) for p in paths)
-        raise TalBenchError(
-            f"no run directories (with {META_FILE}) under {shown}; pass directories written by "
-            "talbench data-scaling / sampling-ratio / fit / profile / train"
-        )
-    return sorted(found)
-
-
-def _model_name(meta: dict[str, Any], path: Path) -> str:
-    config = meta.get("config") or {}
-    for key in ("model_name", "model"):
-        value = config.get(key)
-        if isinstance(value, dict):
-            value = value.get("name")
-        if isinstance(value, str) and value:
-            return value
-    return path.name
-
-
-def load_run(path: Path) -> RunData:
-    """Load ``meta.json``, the rows (with ``model`` filled in from the config when missing),
-    ``fits.json`` and the timeline files of one run directory."""
-    meta = load_meta(path)
-    rows = load_rows(path)
-    default_model = _model_name(meta, path)
-    if "model" not in rows.columns:
-        rows["model"] = default_model
-    rows["model"] = rows["model"].fillna(default_model).astype(str)
-    rows = dedupe_cells(rows)
-    fits = None
-    if (path / "fits.json").is_file():
-        try:
-            fits = json.loads((path / "fits.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise TalBenchError(f"{path / 'fits.json'} is not valid JSON ({exc.msg})") from None
-    timelines = sorted(
-        p for p in path.iterdir()
-        if p.is_file() and "timeline" in p.name and p.suffix in _TIMELINE_SUFFIXES
-    )  # fmt: skip
-    return RunData(path, meta, rows, fits, timelines)
-
-
-def dedupe_cells(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per grid cell (``run_key``): its first ok row, else its latest row.
-
-    A resumed grid appends a new row for a cell that failed before; only the outcome that
-    stands counts, as in the grid runner. Rows without a ``run_key`` are kept as they are.
-    """
-    if "run_key" not in rows.columns or rows.empty:
-        return rows
-    keyed = rows["run_key"].notna()
-    cells = rows[keyed]
-    ok = cells["status"].fillna("ok").eq("ok") if "status" in cells.columns else True
-    first_ok = cells[ok].drop_duplicates("run_key", keep="first")
-    rest = cells[~cells["run_key"].isin(first_ok["run_key"])].drop_duplicates(
-        "run_key", keep="last"
-    )
-    kept = pd.concat([rows[~keyed], first_ok, rest])
-    return kept.sort_index(kind="stable").reset_index(drop=True)
-
-
-def read_timeline(path: Path) -> pd.DataFrame:
-    """A sampler timeline file (JSON lines, CSV, or JSON list/dict of columns) as a DataFrame."""
-    try:
-        if path.suffix == ".jsonl":
-            return pd.read_json(path, lines=True)
-        if path.suffix == ".csv":
-            return pd.read_csv(path)
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as exc:
-        raise TalBenchError(f"cannot read timeline {path} ({exc}); is the file intact?") from None
-    if isinstance(obj, dict) and isinstance(obj.get("samples"), list):
-        obj = obj["samples"]
-    return pd.DataFrame(obj)
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -250,9 +119,10 @@ def _profile_mask(rows: pd.DataFrame) -> pd.Series:
 
 
 def _train_mask(rows: pd.DataFrame) -> pd.Series:
+    """``talbench train`` results and the summary row of ``talbench profile --mode train``."""
     if "kind" not in rows.columns:
         return pd.Series(False, rows.index)
-    return rows["kind"].isin(["epoch", "result"]) & ~_profile_mask(rows)
+    return rows["kind"].isin(["result", "train"]) & ~_profile_mask(rows)
 
 
 def _footer(runs: list[RunData]) -> str:
@@ -279,17 +149,13 @@ def _scaling_section(rep: _Report, runs: list[RunData], metric: str) -> None:
 
 def _fit_model(run: RunData, by_path: dict[Path, RunData]) -> str:
     """Model of the data a fits.json was fitted on: its own run's rows, else its input run."""
-    if not run.rows.empty and "model" in run.rows.columns:
+    if "model" in run.rows.columns and not run.rows.empty:
         return str(run.rows["model"].iloc[0])
-    source = (run.fits or {}).get("input", {}).get("path")
-    if source:
-        src = Path(source)
-        src = src if src.is_dir() else src.parent
-        if src.resolve() in by_path:
-            return _fit_model(by_path[src.resolve()], {})
-        if (src / META_FILE).is_file():
-            return _model_name(load_meta(src), src)
-    return _model_name(run.meta, run.path)
+    source = Path(str(((run.fits or {}).get("input") or {}).get("path") or ""))
+    src = (source if source.is_dir() else source.parent).resolve()
+    if src in by_path and src != run.path.resolve():
+        return _fit_model(by_path[src], {})
+    return model_name(run.meta, run.path)
 
 
 def _fit_anchors(run: RunData, model: str, metric_rows: pd.DataFrame) -> pd.DataFrame:
@@ -362,29 +228,39 @@ def _compute_section(rep: _Report, runs: list[RunData]) -> None:
     rep.sections.append(sec)
 
 
-def _timeline_label(run: RunData, path: Path) -> str:
+def _timeline_label(run: RunData, timeline: Timeline) -> str:
     models = sorted(set(run.rows["model"])) if "model" in run.rows.columns else []
     what = ", ".join(models[:3]) or run.path.name
-    return f"{what} ({run.meta.get('command', '?')} run {run.path.name})"
+    mode = {"timeline_per_length": ", one process per length"}.get(timeline.name, "")
+    return f"{what} ({run.meta.get('command', '?')} run {run.path.name}{mode})"
 
 
 def _timeline_section(rep: _Report, runs: list[RunData]) -> None:
-    items = [(run, p) for run in runs for p in run.timelines]
-    if not items:
+    items = [(run, t) for run in runs for t in run.timelines]
+    epochs, used = _rows_of(runs, _train_profile_mask)
+    if not items and epochs.empty:
         return
     sec = Section("Utilisation timelines")
-    for i, (run, path) in enumerate(items[:MAX_TIMELINES]):
-        samples = read_timeline(path)
-        if "t_s" not in samples.columns or samples.empty:
-            sec.notes.append(f"{path}: no t_s column or no samples; not drawn.")
+    for i, (run, timeline) in enumerate(items[:MAX_TIMELINES]):
+        if timeline.samples.empty or "t_s" not in timeline.samples.columns:
+            sec.notes.append(f"{timeline.paths[0]}: no t_s column or no samples; not drawn.")
             continue
-        name = f"timeline_{i:02d}_{run.path.name}_{path.stem}"
-        plot = compute.plot_timeline(samples, name, _timeline_label(run, path), run.label)
-        sec.figures.append(rep.figure(plot))
+        name = f"timeline_{i:02d}_{run.path.name}_{timeline.name}"
+        label = _timeline_label(run, timeline)
+        sec.figures.append(rep.figure(compute.plot_timeline(timeline.samples, name, label,
+                                                            run.label)))  # fmt: skip
     if len(items) > MAX_TIMELINES:
-        skipped = ", ".join(str(p) for _, p in items[MAX_TIMELINES:])
+        skipped = ", ".join(str(t.paths[0]) for _, t in items[MAX_TIMELINES:])
         sec.notes.append(f"{len(items) - MAX_TIMELINES} more timelines not drawn: {skipped}")
+    if not epochs.empty:
+        sec.tables.append(rep.table(tables.train_profile_table(epochs)))
     rep.sections.append(sec)
+
+
+def _train_profile_mask(rows: pd.DataFrame) -> pd.Series:
+    if "kind" not in rows.columns:
+        return pd.Series(False, rows.index)
+    return rows["kind"].isin(["train_epoch", "train"])
 
 
 def _ratio_section(rep: _Report, runs: list[RunData]) -> None:

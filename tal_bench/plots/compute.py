@@ -224,21 +224,25 @@ def phase_spans(data: pd.DataFrame) -> list[tuple[str, float, float]]:
     return [s for s in spans if s[0] not in ("idle", "", "nan", "None")]
 
 
-def _shade_phases(axes: Any, spans: list[tuple[str, float, float]]) -> None:
+def _shade_phases(axes: Any, spans: list[tuple[str, float, float]]) -> int:
+    """Shade each phase on every panel and label it above the top panel; returns the number of
+    label rows used (short neighbouring phases are staggered over up to 3 rows)."""
+    total = max((end for _, _, end in spans), default=1.0) - min(
+        (s for _, s, _ in spans), default=0
+    )
+    rows, level = 1, 0
     for i, (phase, start, end) in enumerate(spans):
         for ax in axes:
             ax.axvspan(start, end, color="0.5" if i % 2 else "0.75", alpha=0.12, lw=0, zorder=0)
-        if len(spans) <= MAX_PHASE_LABELS:
-            axes[0].text(
-                (start + end) / 2,
-                1.01,
-                phase,
-                transform=axes[0].get_xaxis_transform(),
-                ha="center",
-                va="bottom",
-                fontsize=6,
-                rotation=30 if len(spans) > 4 else 0,
-            )
+        if len(spans) > MAX_PHASE_LABELS:
+            continue
+        narrow = (end - start) < 0.08 * max(total, 1e-9)
+        level = (level + 1) % 3 if narrow else 0
+        rows = max(rows, level + 1)
+        axes[0].annotate(phase, ((start + end) / 2, 1.0), xycoords=axes[0].get_xaxis_transform(),
+                         xytext=(0, 3 + 9 * level), textcoords="offset points", ha="center",
+                         va="bottom", fontsize=6)  # fmt: skip
+    return rows
 
 
 def plot_timeline(samples: pd.DataFrame, name: str, label: str, footer: str) -> Plot:
@@ -266,8 +270,8 @@ def plot_timeline(samples: pd.DataFrame, name: str, label: str, footer: str) -> 
             else:
                 ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
         spans = phase_spans(data)
-        _shade_phases(axes, spans)
-        axes[0].set_title(f"Utilisation timeline: {label}", pad=22 if spans else 6)
+        label_rows = _shade_phases(axes, spans) if spans else 0
+        axes[0].set_title(f"Utilisation timeline: {label}", pad=6 + 10 * label_rows)
         axes[-1].set_xlabel("time since the first sample (s)")
         add_footer(fig, footer)
     return Plot(name, f"Utilisation timeline: {label}", fig, data)

@@ -62,13 +62,16 @@ def _stats(grp: pd.DataFrame, col: str) -> tuple[float, float]:
 
 
 _STUDY_COLS = ("map_avg_pct", "map_pct_at_0.50", "train_time_s", "peak_mem_mib")
+# Row kind -> where the result comes from (grid cell, talbench train, profile --mode train).
+_SOURCES = {"cell": "grid", "result": "train", "train": "profile"}
 
 
 def study_table(rows: pd.DataFrame) -> Table:
     """Training time and mAP per model at its largest training fraction (the study's Table 2).
 
-    Uses ok grid cells (``kind == "cell"``) and ``talbench train`` results (``kind ==
-    "result"``); sampling-ratio cells are left out (they change the training itself).
+    Uses ok grid cells (``kind == "cell"``), ``talbench train`` results (``kind == "result"``)
+    and training profiles (``kind == "train"``, whose peak memory is the process peak RSS);
+    sampling-ratio cells are left out (they change the training itself).
 
     Args:
         rows: rows of any runs, with a ``model`` column.
@@ -83,7 +86,7 @@ def study_table(rows: pd.DataFrame) -> Table:
         if "kind" in ok.columns
         else ok.assign(kind="result")
     )
-    ok = ok[ok["kind"].isin(["cell", "result"])]
+    ok = ok[ok["kind"].isin(list(_SOURCES))]
     if "dps_ratio" in ok.columns:
         ok = ok[ok["dps_ratio"].isna()]
     if "fraction_pct" not in ok.columns:
@@ -94,10 +97,12 @@ def study_table(rows: pd.DataFrame) -> Table:
         top = grp[grp["fraction_pct"] == grp["fraction_pct"].max()]
         rec: dict[str, Any] = {
             "model": model,
-            "source": "grid" if kind == "cell" else "train",
+            "source": _SOURCES[kind],
             "fraction_pct": float(top["fraction_pct"].iloc[0]),
             "n": len(top),
         }
+        if "peak_mem_mib" not in top.columns or top["peak_mem_mib"].isna().all():
+            top = top.assign(peak_mem_mib=top.get("peak_rss_mib"))
         for col in _STUDY_COLS:
             rec[f"{col}_mean"], rec[f"{col}_std"] = _stats(top, col)
         records.append(rec)
@@ -208,6 +213,36 @@ def profile_table(rows: pd.DataFrame) -> Table:
         }
     )
     return Table("profile_table", "Profile summary (mean over repeated rows)", data, display)
+
+
+_EPOCH_COLS = ("epoch_time_s", "step_ms_mean", "loss", "cpu_util_mean", "gpu_util_mean",
+               "peak_rss_mib", "gpu_peak_allocated_mib")  # fmt: skip
+
+
+def train_profile_table(rows: pd.DataFrame) -> Table:
+    """Per epoch of a training profile (``kind == "train_epoch"``): time, step time, loss,
+    utilisation and memory peaks, as recorded.
+
+    Args:
+        rows: ``talbench profile --mode train`` rows.
+    """
+    ep = ok_rows(rows, kind="train_epoch")
+    keys = [k for k in ("model", "device", "threads", "epoch") if k in ep.columns]
+    data = ep[[*keys, *(c for c in _EPOCH_COLS if c in ep.columns)]].reset_index(drop=True)
+    data = data.reindex(columns=[*keys, *_EPOCH_COLS])
+    display = pd.DataFrame(
+        {
+            **{k: data[k].map(_cell_text) for k in keys},
+            "epoch time (s)": data["epoch_time_s"].map(lambda v: fmt_num(v, 1)),
+            "step time (ms)": data["step_ms_mean"].map(lambda v: fmt_num(v, 1)),
+            "loss": data["loss"].map(lambda v: fmt_num(v, 4)),
+            "CPU util (%)": data["cpu_util_mean"].map(lambda v: fmt_num(v, 1)),
+            "GPU util (%)": data["gpu_util_mean"].map(lambda v: fmt_num(v, 1)),
+            "peak RSS (MiB)": data["peak_rss_mib"].map(lambda v: fmt_num(v, 0)),
+            "GPU peak alloc (MiB)": data["gpu_peak_allocated_mib"].map(lambda v: fmt_num(v, 0)),
+        }
+    )
+    return Table("train_profile", "Training profile per epoch", data, display)
 
 
 _FAILURE_KEYS = ("kind", "model", "fraction_pct", "slice", "seed", "dps_strategy", "dps_ratio",

@@ -116,7 +116,9 @@ def write_sampling_ratio(root: Path) -> Path:
     return _finish(run, GPU_MACHINE)
 
 
-def _timeline(phases: list[tuple[str, float]], gpu: bool, rng: np.random.Generator) -> list[dict]:
+def _timeline(
+    phases: list[tuple[str, float]], gpu: bool, rng: np.random.Generator, proc_pct: float = 380.0
+) -> list[dict]:
     samples, t = [], 0.0
     for phase, seconds in phases:
         n = max(2, int(seconds / 0.5))
@@ -127,7 +129,7 @@ def _timeline(phases: list[tuple[str, float]], gpu: bool, rng: np.random.Generat
                 "t_s": round(t, 3), "dt_s": 0.5, "phase": phase,
                 "cpu_pct": float(np.clip((35 if busy else 3) + rng.normal(0, 4), 0, 100)),
                 "cpu_pct_per_core": [10.0, 20.0],
-                "proc_cpu_pct": float(max(0.0, (380 if busy else 5) + rng.normal(0, 20))),
+                "proc_cpu_pct": float(max(0.0, (proc_pct if busy else 5) + rng.normal(0, 3))),
                 "rss_mib": 2100.0 + 40 * len(samples) ** 0.5,
                 "gpu_util_pct": float(np.clip(90 + rng.normal(0, 5), 0, 100)) if gpu and busy
                 else (0.0 if gpu else None),
@@ -173,15 +175,22 @@ def write_profile(root: Path) -> Path:
 
 
 def write_train_profile(root: Path) -> Path:
-    """Training-mode profile on CPU: per-epoch rows and a timeline."""
+    """``profile --mode train`` on CPU: per-epoch rows, the summary row and a timeline."""
     rng = np.random.default_rng(4)
     run = create_run(root / "profile-train", "profile", {"mode": "train"}, {"torch": 0})
-    for epoch in range(4):
-        run.append_row({"kind": "epoch", "mode": "train", "model": "etad", "epoch": epoch,
-                        "length": 128, "threads": 1, "device": "cpu", "status": "ok",
-                        "epoch_time_s": 12.0 + epoch * 0.1, "cpu_util_mean": 40.0})  # fmt: skip
-    phases = [(f"train epoch {e}", 3.0) for e in range(4)]
-    _write_jsonl(run.path / "timeline.jsonl", _timeline(phases, gpu=False, rng=rng))
+    base = {"model": "etad", "mode": "train", "device": "cpu", "threads": 1, "length": None}
+    for epoch in range(1, 5):
+        run.append_row({**base, "kind": "train_epoch", "status": "ok", "epoch": epoch,
+                        "epoch_time_s": 3.0 + epoch * 0.1, "iters": 40,
+                        "step_ms_mean": (3.0 + epoch * 0.1) * 25, "loss": 2.0 / epoch,
+                        "cpu_util_mean": 40.0 + epoch, "gpu_util_mean": None,
+                        "peak_rss_mib": 2200.0 + epoch,
+                        "gpu_peak_allocated_mib": None})  # fmt: skip
+    run.append_row({**base, "kind": "train", "status": "ok", "epochs": 4, "train_time_s": 13.0,
+                    "map_avg_pct": 12.5, "peak_rss_mib": 2204.0, "gpu_peak_allocated_mib": None,
+                    "step_ms_mean": 81.25})  # fmt: skip
+    phases = [(f"train epoch {e}", 3.0) for e in range(1, 5)] + [("eval", 1.0)]
+    _write_jsonl(run.path / "timeline.jsonl", _timeline(phases, gpu=False, rng=rng, proc_pct=97.0))
     return _finish(run, CPU_MACHINE)
 
 

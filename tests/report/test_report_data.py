@@ -18,8 +18,9 @@ import pytest
 from conftest import raw_rows, standing_cells
 
 from tal_bench.fits import CURVES
-from tal_bench.pipelines.report import ReportResult, dedupe_cells
+from tal_bench.pipelines.report import ReportResult, build_report
 from tal_bench.plots import compute, figures
+from tal_bench.plots.runs import dedupe_cells, find_timelines
 
 
 def _by(rows: list[dict], keys: tuple[str, ...], value: str) -> dict[tuple, list[float]]:
@@ -171,8 +172,10 @@ def test_study_table(report: ReportResult, runs: dict[str, Path]) -> None:
     train = data.loc[("etad", "train")]
     assert train["n"] == 1 and train["map_avg_pct_mean"] == 51.0
     assert np.isnan(train["map_avg_pct_std"])
+    profile = data.loc[("etad", "profile")]  # profile --mode train: peak RSS as its memory
+    assert profile["map_avg_pct_mean"] == 12.5 and profile["peak_mem_mib_mean"] == 2204.0
     # Sampling-ratio cells change the training itself: never in the study table.
-    assert len(data) == 3
+    assert len(data) == 4
 
 
 def test_profile_table_excludes_failed_and_epoch_rows(report: ReportResult) -> None:
@@ -212,3 +215,40 @@ def test_learning_curve_std_over_slice_means() -> None:
     assert got["mean"] == pytest.approx(18.8)
     assert got["std"] == pytest.approx(statistics.stdev([11.0, 21.0, 30.0]))
     assert got["n_slices"] == 3 and got["n_rows"] == 5
+
+
+def test_train_profile_table_equals_epoch_rows(report: ReportResult, runs: dict[str, Path]) -> None:
+    epochs = [r for r in raw_rows(runs["train_profile"]) if r["kind"] == "train_epoch"]
+    data = report.tables["train_profile"].data
+    assert data["epoch"].tolist() == [r["epoch"] for r in epochs]
+    for col in ("epoch_time_s", "step_ms_mean", "loss", "cpu_util_mean", "peak_rss_mib"):
+        assert data[col].tolist() == [r[col] for r in epochs]
+
+
+def test_per_length_timelines_are_joined(tmp_path: Path) -> None:
+    for length, t0 in ((1000, 0.5), (200, 0.5)):  # each isolated process restarts its clock
+        samples = [{"t_s": t0 + i * 0.5, "dt_s": 0.5, "phase": f"L={length}", "cpu_pct": 50.0}
+                   for i in range(3)]  # fmt: skip
+        (tmp_path / f"timeline_L{length}.json").write_text(json.dumps(samples))
+    (timeline,) = find_timelines(tmp_path)
+    assert [p.name for p in timeline.paths] == ["timeline_L200.json", "timeline_L1000.json"]
+    assert timeline.samples["phase"].tolist() == ["L=200"] * 3 + ["L=1000"] * 3
+    # L=200 ends at 1.5 s; L=1000's samples follow it: 1.5 + (0.5, 1.0, 1.5).
+    assert timeline.samples["t_s"].tolist() == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+
+
+def test_lone_fits_json_is_found_and_named_by_its_input(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    from tal_bench.pipelines.fit import run_fit
+
+    fits = run_fit(runs["actionformer"], "5pl,exp", out_dir=tmp_path / "fit-af", n_boot=0)
+    out = build_report([tmp_path / "fit-af"], tmp_path / "rep")
+    assert out.summary["runs"] == 1
+    data = out.plots["fits_actionformer"].data
+    proj = data[data["series"] == "projection"].set_index("family")
+    for fam in ("5pl", "exp"):
+        assert proj.loc[fam, "map_pct"] == fits["extrapolation"]["per_family"][fam]["projected"]
+        assert np.isnan(proj.loc[fam, "lo"])  # no bootstrap -> no interval drawn
+    footer = " ".join(t.get_text() for t in out.plots["fits_actionformer"].figure.texts)
+    assert "AMD EPYC 7763" in footer  # the machine of the input run
