@@ -27,6 +27,8 @@ from collections.abc import Iterator
 
 import torch
 
+WEIGHT_BLOCK = 1 << 21  # weights per block (8 MiB in float32)
+
 
 def roi_align_1d_weights(
     rois: torch.Tensor,
@@ -123,7 +125,7 @@ class _RoiAlign1d(torch.autograd.Function):
         ctx.save_for_backward(rois)
         ctx.args = (feats.shape, feats.dtype, output_size, spatial_scale, sampling_ratio, aligned)
         out = feats.new_zeros(rois.shape[0], feats.shape[1], output_size)  # (K, C, P)
-        for b, sel in _groups(rois, feats.shape[0]):
+        for b, sel in _groups(rois, feats.shape[0], output_size * feats.shape[-1]):
             w_b = _weights(rois[sel], feats.shape[-1], *ctx.args[1:])  # (K_b, P, T)
             # (K_b, P, T) @ (T, C) -> (K_b, P, C) -> (K_b, C, P)
             out[sel] = torch.matmul(w_b, feats[b].transpose(0, 1)).transpose(1, 2)
@@ -134,10 +136,10 @@ class _RoiAlign1d(torch.autograd.Function):
         (rois,) = ctx.saved_tensors
         shape = ctx.args[0]
         grad_feats = grad_out.new_zeros(shape)  # (B, C, T)
-        for b, sel in _groups(rois, shape[0]):
+        for b, sel in _groups(rois, shape[0], ctx.args[2] * shape[-1]):
             g_b = grad_out[sel].transpose(1, 2).reshape(-1, shape[1])  # (K_b * P, C)
             w_b = _weights(rois[sel], shape[-1], *ctx.args[1:]).reshape(-1, shape[-1])  # (K_b*P, T)
-            grad_feats[b] = torch.matmul(g_b.transpose(0, 1), w_b.to(grad_out.dtype))  # (C, T)
+            grad_feats[b] += torch.matmul(g_b.transpose(0, 1), w_b.to(grad_out.dtype))  # (C, T)
         return grad_feats, None, None, None, None, None
 
 
@@ -146,19 +148,25 @@ def _weights(rois, length, dtype, output_size, spatial_scale, sampling_ratio, al
     return roi_align_1d_weights(coords, length, output_size, sampling_ratio, aligned, dtype)
 
 
-def _groups(rois: torch.Tensor, n_batch: int) -> Iterator[tuple[int, slice | torch.Tensor]]:
-    """(video index, its RoIs as a slice when grouped, else an index tensor) per video."""
+def _groups(
+    rois: torch.Tensor, n_batch: int, weights_per_roi: int
+) -> Iterator[tuple[int, slice | torch.Tensor]]:
+    """(video index, a block of its RoIs) pairs: slices when RoIs are grouped by video, else index
+    tensors; blocks hold at most ``WEIGHT_BLOCK`` weights so the (K_b, P, T) buffers stay small
+    (and reusable by the allocator)."""
     batch_idx = rois[:, 0].long()  # (K,)
     if batch_idx.numel() == 0:
         return
     if batch_idx.min() < 0 or batch_idx.max() >= n_batch:
         raise ValueError(f"RoI batch indices must lie in [0, {n_batch - 1}]")
+    block = max(1, WEIGHT_BLOCK // weights_per_roi)
     if bool((batch_idx[1:] >= batch_idx[:-1]).all()):
         ends = torch.bincount(batch_idx, minlength=n_batch).cumsum(0).tolist()
         for b in range(n_batch):
-            lo = ends[b - 1] if b else 0
-            if ends[b] > lo:
-                yield b, slice(lo, ends[b])
+            for lo in range(ends[b - 1] if b else 0, ends[b], block):
+                yield b, slice(lo, min(lo + block, ends[b]))
         return
     for b in torch.unique(batch_idx).tolist():
-        yield b, (batch_idx == b).nonzero(as_tuple=True)[0]
+        idx = (batch_idx == b).nonzero(as_tuple=True)[0]
+        for lo in range(0, idx.numel(), block):
+            yield b, idx[lo : lo + block]

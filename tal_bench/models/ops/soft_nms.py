@@ -8,12 +8,13 @@ The rule of ETAD/BMN (etad.md §7.1 item 4): repeatedly pick the segment with th
 One deliberate difference from the official Python loop: that loop stops when a single candidate
 is left and never keeps it; here the last candidate is kept like any other (the result differs only
 when fewer than ``max_keep`` segments exist). The loop runs once per kept segment, each iteration
-vectorised over all candidates. Used by the ETAD detector per window and by the pipeline to merge
-windows of one video.
+vectorised over all candidates (numpy, float64). Used by the ETAD detector per window and by the
+pipeline to merge the windows of one video.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -60,26 +61,29 @@ def soft_nms(
     """
     if sigma <= 0:
         raise ValueError(f"soft_nms sigma must be > 0, got {sigma}")
-    n = segments.shape[0]
-    work = scores.detach().clone().float()  # (N,) current decayed scores
-    seg = segments.detach().float()  # (N, 2)
-    alive = torch.ones(n, dtype=torch.bool, device=scores.device)  # (N,)
-    neg_inf = torch.tensor(float("-inf"), device=scores.device)
+    # float64 numpy: the loop is latency-bound, and numpy's per-call overhead is a few µs.
+    seg = segments.detach().cpu().double().numpy().reshape(-1, 2)  # (N, 2)
+    work = scores.detach().cpu().double().numpy().copy()  # (N,) current decayed scores
+    lengths = np.clip(seg[:, 1] - seg[:, 0], 0.0, None)  # (N,)
+    alive = np.ones(work.shape[0], dtype=bool)
     keep, kept = [], []
-    for _ in range(min(max_keep, n)):
-        masked = torch.where(alive, work, neg_inf)  # (N,)
-        best = int(torch.argmax(masked))
-        best_score = masked[best]
-        if not bool(alive[best]) or bool(best_score <= min_score):
+    for _ in range(min(max_keep, work.shape[0])):
+        masked = np.where(alive, work, -np.inf)
+        best = int(np.argmax(masked))
+        if not alive[best] or masked[best] <= min_score:
             break
         keep.append(best)
-        kept.append(best_score)
+        kept.append(masked[best])
         alive[best] = False
-        iou = segment_iou(seg[best], seg)  # (N,)
-        decay = torch.where(
-            iou > iou_threshold, torch.exp(-(iou * iou) / sigma), torch.ones_like(iou)
+        inter = np.clip(
+            np.minimum(seg[:, 1], seg[best, 1]) - np.maximum(seg[:, 0], seg[best, 0]), 0.0, None
         )
-        work = work * decay
-    keep_t = torch.tensor(keep, dtype=torch.long, device=scores.device)
-    kept_t = torch.stack(kept) if kept else scores.new_zeros(0).float()
-    return keep_t, kept_t
+        union = lengths + lengths[best] - inter
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)  # (N,)
+        decay = np.where(iou > iou_threshold, np.exp(-(iou * iou) / sigma), 1.0)
+        work *= decay
+    device = scores.device
+    return (
+        torch.tensor(keep, dtype=torch.long, device=device),
+        torch.tensor(kept, dtype=torch.float32, device=device),
+    )
