@@ -50,8 +50,23 @@ def _anchor(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "section"
 
 
-def _embed(fig: FigureFiles) -> str:
-    """PNG as a base64 data URI when there is one, else the SVG inline."""
+def _scope_svg_ids(svg: str, prefix: str) -> str:
+    """Prefix every ``id`` of an SVG and the ``#id`` references to it, so that several
+    matplotlib SVGs inlined in one page (which reuse glyph and clip-path ids) stay distinct."""
+    ids = set(re.findall(r'\sid="([^"]+)"', svg))
+    if not ids:
+        return svg
+    svg = re.sub(r'(\sid=")([^"]+)"', lambda m: f'{m.group(1)}{prefix}{m.group(2)}"', svg)
+
+    def ref(m: re.Match[str]) -> str:
+        name = m.group(2)
+        return f"{m.group(1)}{prefix}{name}" if name in ids else m.group(0)
+
+    return re.sub(r'(href="#|url\(#)([^")]+)', ref, svg)
+
+
+def _embed(fig: FigureFiles, index: int) -> str:
+    """PNG as a base64 data URI when there is one, else the SVG inline (ids scoped)."""
     by_suffix = {p.suffix.lower(): p for p in fig.paths}
     alt = html.escape(fig.title, quote=True)
     if ".png" in by_suffix:
@@ -60,7 +75,7 @@ def _embed(fig: FigureFiles) -> str:
     if ".svg" in by_suffix:
         svg = by_suffix[".svg"].read_text(encoding="utf-8")
         start = svg.find("<svg")  # drop the XML declaration and DOCTYPE
-        return svg[start:] if start >= 0 else svg
+        return _scope_svg_ids(svg[max(start, 0) :], f"f{index}-")
     raise ValueError(f"figure {fig.title!r} has no PNG or SVG file: {fig.paths}")
 
 
@@ -94,12 +109,14 @@ def render_html(title: str, intro: list[str], sections: list[Section]) -> str:
         f'<li><a href="#{_anchor(s.title)}">{html.escape(s.title)}</a></li>' for s in sections
     )
     parts.append(f"<nav><ul>{toc}</ul></nav>")
+    n_fig = 0
     for sec in sections:
         parts.append(f'<section id="{_anchor(sec.title)}"><h2>{html.escape(sec.title)}</h2>')
         parts += [f'<p class="note">{html.escape(n)}</p>' for n in sec.notes]
         for fig in sec.figures:
             cap = html.escape(fig.title)
-            parts.append(f"<figure>{_embed(fig)}<figcaption>{cap}</figcaption></figure>")
+            parts.append(f"<figure>{_embed(fig, n_fig)}<figcaption>{cap}</figcaption></figure>")
+            n_fig += 1
         parts += [_table_html(t) for t in sec.tables]
         parts.append("</section>")
     parts += ["</body>", "</html>", ""]

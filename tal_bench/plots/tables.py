@@ -199,7 +199,7 @@ def profile_table(rows: pd.DataFrame) -> Table:
             "model": data["model"],
             "device": data["device"],
             "mode": data["mode"],
-            "length (steps)": data["length"].map(lambda v: fmt_num(v, 0)),
+            "length (steps)": data["length"].map(_cell_text),
             "threads": data["threads"].map(lambda v: fmt_num(v, 0)),
             "params (M)": (data["params"] / 1e6).map(fmt_num),
             "GMACs": (data["macs"] / 1e9).map(lambda v: fmt_num(v, 3)),

@@ -126,16 +126,24 @@ def test_html_opens_in_headless_chromium(report: ReportResult, tmp_path: Path) -
     assert (img[..., :3] < 0.9).any(axis=-1).mean() > 0.02
 
 
-def test_svg_report_inlines_svg(runs: dict[str, Path], tmp_path: Path) -> None:
-    out = build_report([runs["ratio"]], tmp_path / "rep", ("svg",))
+def test_svg_report_inlines_svg_with_distinct_ids(runs: dict[str, Path], tmp_path: Path) -> None:
+    out = build_report([runs["ratio"], runs["train_profile"]], tmp_path / "rep", ("svg",))
     paths = [Path(p) for p in out.summary["figures"]]
-    assert [p.name for p in paths] == ["sampling_ratios.svg"]
-    svg = paths[0].read_text()
-    ET.fromstring(svg)  # well-formed
-    assert "<dc:date>" not in svg  # no timestamp in the file
+    assert [p.name for p in paths] == [
+        "timeline_00_profile-train_timeline.svg", "sampling_ratios.svg"
+    ]  # fmt: skip
+    for path in paths:
+        svg = path.read_text()
+        ET.fromstring(svg)  # well-formed
+        assert "<dc:date>" not in svg  # no timestamp in the file
     html = Path(out.summary["html"]).read_text()
-    assert "<svg" in html and "data:image/png" not in html
-    assert out.summary["failures"] == 1 and out.summary["runs"] == 1
+    assert html.count("<svg") == 2 and "data:image/png" not in html
+    # matplotlib reuses glyph/clip ids in every SVG: inlined, they must not collide.
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
+    refs = set(re.findall(r'(?:href="#|url\(#)([^")]+)', html))
+    assert refs and refs <= set(ids)
+    assert out.summary["failures"] == 1 and out.summary["runs"] == 2
 
 
 def test_figures_are_deterministic(report: ReportResult, tmp_path: Path) -> None:
