@@ -55,6 +55,8 @@ def postprocess_item(
         ``ItemDetections`` in grid coordinates, sorted by decayed score, labels -1.
     """
     length = startness.shape[0]
+    if length == 0 or anchors.shape[0] == 0:
+        return ItemDetections(torch.zeros(0, 2), torch.zeros(0), torch.zeros(0, dtype=torch.long))
     idx = torch.floor(anchors).long().clamp(0, length - 1)  # (N, 2) official int(s*T)
     keep = boundary_mask(startness, True)[idx[:, 0]] & boundary_mask(endness, False)[idx[:, 1]]
     anchors, scores = anchors[keep], scores[keep]
