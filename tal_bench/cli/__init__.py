@@ -14,5 +14,6 @@ from tal_bench.cli import report as _report  # noqa: E402,F401  isort: skip
 from tal_bench.cli import train as _train  # noqa: E402,F401  isort: skip
 from tal_bench.cli import ls as _ls  # noqa: E402,F401  isort: skip
 from tal_bench.cli import datasets as _datasets  # noqa: E402,F401  isort: skip
+from tal_bench.cli import evaluate as _evaluate  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
