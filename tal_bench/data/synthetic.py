@@ -260,7 +260,10 @@ def _write_features(ann: Annotations, params: SynthParams, feat_dir: Path) -> in
 def _check_out_dir(out_dir: Path) -> None:
     """Refuse a non-empty target and an unwritable parent before generating anything."""
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise TalBenchError(f"output {out_dir} already exists and is not empty; pass a new --out")
+        raise TalBenchError(
+            f"output folder {out_dir} already exists and is not empty; choose a new one or "
+            "delete it"
+        )
     parent = out_dir.parent
     probe = parent / f".tal-bench-probe-{uuid.uuid4().hex}"
     try:
@@ -385,11 +388,14 @@ def ensure_synthetic(params: SynthParams, name: str) -> Path:
     out_dir = base / f"{name}-{params.key()}"
     if (out_dir / "synth_meta.json").is_file():
         return out_dir
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise TalBenchError(f"cached dataset {out_dir} is incomplete; delete that folder and retry")
     _remove_stale_temps(base)
     log.info("generating %s into %s (first use)", name, out_dir)
-    generate_dataset(out_dir, params, name)
+    try:
+        generate_dataset(out_dir, params, name)
+    except TalBenchError:
+        if (out_dir / "synth_meta.json").is_file():  # another process finished it meanwhile
+            return out_dir
+        raise
     return out_dir
 
 

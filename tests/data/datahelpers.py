@@ -52,3 +52,39 @@ def write_dataset(root: Path, specs: list[VideoSpec], meta: FeatureMeta = UNIT_M
     for vid, _subset, num, _dur, _gts in specs:
         save_npy_features(feat_dir / f"{vid}.npy", coded_features(num, meta.input_dim))
     return TalDataset("hand", make_annotations(specs), FeatureStore(feat_dir), meta)
+
+
+def frame_labels(rec: VideoRecord, classes: list[str], num: int, fps: float = 30.0) -> np.ndarray:
+    """(T,) class index of each feature centre (frame 4 i + 8), len(classes) = background."""
+    t_s = (np.arange(num) * 4 + 8) / fps
+    y = np.full(num, len(classes))
+    for (s, e), lab in zip(rec.segments_s, rec.labels, strict=True):
+        y[(t_s >= s) & (t_s <= e) & (y == len(classes))] = classes.index(lab)
+    return y
+
+
+def lda_probe(
+    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], num_classes: int
+) -> dict[str, float]:
+    """Per-frame linear discriminant (class means, pooled covariance, class priors).
+
+    Returns:
+        {"fg_vs_bg": accuracy of action/background, "majority": share of background frames,
+        "fg_class_acc": class accuracy on action frames}.
+    """
+    x, y = train
+    xt, yt = test
+    k = num_classes + 1
+    mus = np.stack([x[y == c].mean(0) if (y == c).any() else x.mean(0) for c in range(k)])
+    resid = x - mus[y]
+    cov = resid.T @ resid / len(x) + 1e-3 * np.eye(x.shape[1])
+    w = mus @ np.linalg.inv(cov)  # (K+1, C)
+    prior = np.array([(y == c).mean() + 1e-6 for c in range(k)])
+    bias = -0.5 * np.einsum("kc,kc->k", w, mus) + np.log(prior)
+    pred = (xt @ w.T + bias).argmax(1)
+    fg = yt < num_classes
+    return {
+        "fg_vs_bg": float(((pred < num_classes) == fg).mean()),
+        "majority": float(1 - fg.mean()),
+        "fg_class_acc": float((pred[fg] == yt[fg]).mean()),
+    }
