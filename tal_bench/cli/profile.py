@@ -1,0 +1,136 @@
+"""``talbench profile``: MACs, latency, peak memory, utilisation and roofline vs input length."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tal_bench.cli.app import app, console, emit_json, user_errors
+from tal_bench.errors import TalBenchError
+from tal_bench.pipelines.profile import ProfileOptions, parse_lengths, run_profile
+
+
+def _fmt(value: Any, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="talbench profile")
+    for col in ("L", "windows", "GMACs", "fvcore", "ms median", "IQR", "dense", "post", "cold"):
+        table.add_column(col, justify="right")
+    for col in ("RSS MiB", "CPU %", "GPU %", "roofline"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        if r.get("status") != "ok":
+            console.print(f"[red]L={r.get('length')} failed:[/] {r.get('error')}", highlight=False)
+            continue
+        table.add_row(
+            str(r["length"]),
+            str(r["num_windows"]),
+            _fmt(r["macs"] and r["macs"] / 1e9, ".2f"),
+            _fmt(r["macs_fvcore"] and r["macs_fvcore"] / 1e9, ".2f"),
+            _fmt(r["latency_ms_median"]),
+            _fmt(r["latency_ms_iqr"]),
+            _fmt(r["dense_ms_median"]),
+            _fmt(r["post_ms_median"]),
+            _fmt(r["latency_ms_cold"]),
+            _fmt(r["peak_rss_mib"], ".0f"),
+            _fmt(r["cpu_util_mean"], ".0f"),
+            _fmt(r["gpu_util_mean"], ".0f"),
+            _fmt(r["roofline_fraction"], ".0%"),
+        )
+    console.print(table)
+
+
+def _print_train(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="talbench profile --mode train")
+    for col in ("epoch", "time s", "step ms", "loss", "RSS MiB", "CPU % mean/max", "GPU %"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        if r["kind"] == "train_epoch":
+            table.add_row(
+                str(r["epoch"]),
+                _fmt(r["epoch_time_s"], ".2f"),
+                _fmt(r["step_ms_mean"]),
+                _fmt(r["loss"], ".4f"),
+                _fmt(r["peak_rss_mib"], ".0f"),
+                f"{_fmt(r['cpu_util_mean'], '.0f')}/{_fmt(r['cpu_util_max'], '.0f')}",
+                _fmt(r["gpu_util_mean"], ".0f"),
+            )
+    console.print(table)
+
+
+@app.command("profile")
+@user_errors
+def profile(
+    model: Annotated[str, typer.Option(help="Registered detector (talbench ls models).")] = "etad",
+    preset: Annotated[str, typer.Option(help="Preset of presets/<model>.toml.")] = "cpu",
+    length: Annotated[int | None, typer.Option(help="One input length L (feature steps).")] = None,
+    lengths: Annotated[
+        str | None,
+        typer.Option(help="Lengths: 100..30000 (1-3 decade grid), 100..30000:N, or 100,1000."),
+    ] = None,
+    input_dim: Annotated[
+        int, typer.Option(help="Feature channels C of the [B, C, L] input.")
+    ] = 2048,
+    batch: Annotated[int, typer.Option(help="Videos B per input.")] = 1,
+    device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
+    threads: Annotated[int | None, typer.Option(help="torch intra-op threads.")] = None,
+    mode: Annotated[str, typer.Option(help="infer (per length) or train (real run).")] = "infer",
+    interval: Annotated[float, typer.Option(help="Utilisation sampling interval (s).")] = 0.5,
+    rounds: Annotated[
+        int | None, typer.Option(help="Fixed timed rounds (default: blocked_autorange).")
+    ] = None,
+    warmup: Annotated[int, typer.Option(help="Warm-up calls after the cold call.")] = 1,
+    window_batch: Annotated[
+        int | None, typer.Option(help="Windows per predict call (default train.batch_size).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random inputs and weights.")] = 0,
+    fvcore: Annotated[bool, typer.Option(help="Cross-check MACs with fvcore.")] = True,
+    breakdown: Annotated[
+        str, typer.Option(help="Per-module/op time file: auto (roofline < 50%), always, never.")
+    ] = "auto",
+    isolate: Annotated[
+        bool, typer.Option(help="Profile each length in a fresh process (clean peak RSS).")
+    ] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Config override KEY=VALUE, e.g. model.max_duration=64."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default runs/profile/<time>_<commit>).")
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object per row.")] = False,
+) -> None:
+    """Profile a detector on random [B, C, L] features: MACs (FlopCounterMode + fvcore, with the
+    ops each counted as zero), latency (median/IQR/cold; dense network and post-processing
+    apart), peak memory, CPU/GPU utilisation timeline and the fraction of the measured GEMM
+    peak. --mode train profiles a real training run on the embedded dataset instead.
+
+    Example: talbench profile --model etad --preset cpu --lengths 100..30000 --rounds 3 --json
+    """
+    if length is not None and lengths is not None:
+        raise TalBenchError("give --length or --lengths, not both")
+    grid = [length] if length is not None else parse_lengths(lengths or "30000")
+    opts = ProfileOptions(
+        model=model, preset=preset, overrides=list(set_ or []), lengths=grid,
+        input_dim=input_dim, batch=batch, device=device, threads=threads, mode=mode,
+        interval_s=interval, rounds=rounds, warmup=warmup, window_batch=window_batch,
+        seed=seed, fvcore=fvcore, breakdown=breakdown, isolate=isolate,
+    )  # fmt: skip
+
+    def progress(row: dict[str, Any]) -> None:
+        if not json_ and row.get("kind") == "profile":
+            console.print(f"L={row['length']}: {row.get('status')}", highlight=False)
+
+    result = run_profile(opts, str(out) if out is not None else None, on_row=progress)
+    for note in result["notices"]:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if json_:
+        emit_json([{**row, "run_dir": result["run_dir"]} for row in result["rows"]])
+        return
+    (_print_train if mode == "train" else _print_rows)(result["rows"])
+    console.print(f"run record: {result['run_dir']} (timeline: {result['timeline_file']})")

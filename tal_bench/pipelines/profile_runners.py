@@ -1,0 +1,261 @@
+"""Profiling adapters: random inputs -> a detector's native items, and how to drive it.
+
+* :func:`make_items` cuts ``[B, C, L]`` features into windows / resized / full items exactly as
+  the preset's ``DataConfig`` would (``tal_bench.data.items``).
+* :class:`Runner` times ``predict`` and, when the model has ``forward_dense(feats, mask)`` and
+  ``postprocess(dense_out, mask)``, the two halves separately; :class:`EtadRunner` is the adapter
+  for ETAD, whose ``predict`` has no such split yet.
+* :func:`count_items` counts MACs of all items with both counters.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import torch
+from torch import nn
+
+from tal_bench.config import DataConfig
+from tal_bench.data.items import resize_features, stack_items, window_starts
+from tal_bench.errors import TalBenchError
+from tal_bench.profiling.counters import (
+    MacCount,
+    count_macs_fvcore,
+    count_macs_primary,
+    tensors_of,
+)
+from tal_bench.types import ItemDetections, VideoItem
+
+# ---------------------------------------------------------------------------- items
+
+
+def make_items(feats: torch.Tensor, data: DataConfig) -> tuple[list[VideoItem], int]:
+    """Cut random ``[B, C, L]`` features into the detector's native items.
+
+    Args:
+        feats: (B, C, L) features.
+        data: the preset's data config (``mode``, ``window``, ``window_stride``,
+            ``resize_len``, ``downsample``).
+
+    Returns:
+        (items, items per video): windows for ``window``, one item per video otherwise.
+    """
+    feats = feats[:, :, :: data.downsample]  # (B, C, L')
+    n_batch, _, length = feats.shape
+    items: list[VideoItem] = []
+    per_video = 0
+    for b in range(n_batch):
+        if data.mode == "window":
+            starts = window_starts(length, data.window, data.window_stride)
+            parts = [(feats[b, :, s : s + data.window], s) for s in starts]
+            size = data.window
+        elif data.mode == "resize":
+            parts, size = [(resize_features(feats[b], data.resize_len), 0)], data.resize_len
+        elif data.mode == "full":
+            parts, size = [(feats[b], 0)], length
+        else:
+            raise TalBenchError(f"unknown data.mode {data.mode!r}; use window, resize or full")
+        per_video = len(parts)
+        items += [_item(f"video{b}", x, size, start) for x, start in parts]
+    return items, per_video
+
+
+def _item(video_id: str, x: torch.Tensor, size: int, start: int) -> VideoItem:
+    """One item: (C, T') features zero-padded to ``size`` steps."""
+    dim, steps = x.shape
+    padded = torch.zeros(dim, size)  # (C, size)
+    padded[:, :steps] = x
+    mask = torch.zeros(size, dtype=torch.bool)
+    mask[:steps] = True
+    return VideoItem(
+        video_id=video_id,
+        feats=padded,
+        mask=mask,
+        segments=torch.zeros(0, 2),
+        labels=torch.zeros(0, dtype=torch.long),
+        duration_s=float(size),
+        t0_s=0.0,
+        step_s=1.0,
+        window_start=start,
+    )
+
+
+# ---------------------------------------------------------------------------- runners
+
+
+class Runner:
+    """How the profiler drives a detector: ``predict`` whole, and the dense/post split if the
+    model has ``forward_dense(feats, mask)`` and ``postprocess(dense_out, mask)``."""
+
+    def __init__(self, model: nn.Module, device: str) -> None:
+        self.model = model
+        self.device = torch.device(device)
+        self.split = hasattr(model, "forward_dense") and hasattr(model, "postprocess")
+        self.note = "" if self.split else "no forward_dense/postprocess: predict timed whole"
+
+    def fvcore_handles(self) -> dict[str, Any]:
+        """Extra fvcore handles for the model's custom ops (none by default)."""
+        return {}
+
+    def stack(self, chunk: list[VideoItem]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items -> (B, C, T) features and (B, T) mask on the device."""
+        feats, mask = stack_items(chunk)
+        return feats.to(self.device), mask.to(self.device)
+
+    def predict(self, chunk: list[VideoItem]) -> list[ItemDetections]:
+        return self.model.predict(chunk)
+
+    @torch.no_grad()
+    def dense(self, feats: torch.Tensor, mask: torch.Tensor) -> Any:
+        return self.model.forward_dense(feats, mask)
+
+    @torch.no_grad()
+    def post(self, out: Any, mask: torch.Tensor) -> list[ItemDetections]:
+        return self.model.postprocess(out, mask)
+
+
+class EtadRunner(Runner):
+    """ETAD split into its network (features, TEM, all PEM cascade stages over every valid
+    proposal) and its post-processing (boundary filter + soft-NMS per item), exactly as
+    ``Etad._predict`` runs them (``tests/profiling`` checks the split equals ``predict``)."""
+
+    def __init__(self, model: nn.Module, device: str) -> None:
+        super().__init__(model, device)
+        self.split, self.note = True, "ETAD split by pipelines.profile_runners.EtadRunner"
+
+    def fvcore_handles(self) -> dict[str, Any]:
+        """fvcore sees ETAD's RoI-align autograd Function as one opaque op; count it as the
+        (K, P, T) x (T, C) weight-matrix product it performs."""
+        return {"prim::PythonOp._RoiAlign1d": _roi_align_weight_product}
+
+    @torch.no_grad()
+    def dense(self, feats: torch.Tensor, mask: torch.Tensor) -> Any:
+        from tal_bench.models.etad_modules import refine_anchors
+
+        m = self.model
+        _, tem, stage_maps = m.dense(feats)  # (B, 2, T), [(B, R, T)]
+        lengths = mask.sum(dim=1).tolist()
+        anchors, batch_idx = m._anchors(lengths, sample=False, device=feats.device)
+        boxes, scores = [], []
+        for lo in range(0, anchors.shape[0], m.cfg.infer_chunk):
+            sl = slice(lo, lo + m.cfg.infer_chunk)
+            outs = m.cascade(stage_maps, anchors[sl], batch_idx[sl])
+            boxes.append(torch.stack([refine_anchors(a, r) for a, _, r in outs]).mean(0))
+            iou = torch.stack([i for _, i, _ in outs]).mean(0)  # (n, 2)
+            scores.append(iou[:, 0] * iou[:, 1])
+        return torch.cat(boxes), torch.cat(scores), tem, batch_idx  # (N,2), (N,), ., (N,)
+
+    @torch.no_grad()
+    def post(self, out: Any, mask: torch.Tensor) -> list[ItemDetections]:
+        from tal_bench.models.etad_post import postprocess_item
+
+        boxes, scores, tem, batch_idx = out
+        cfg = self.model.cfg
+        dets = []
+        for b, length in enumerate(mask.sum(dim=1).tolist()):
+            sel = batch_idx == b
+            dets.append(
+                postprocess_item(
+                    boxes[sel], scores[sel], tem[b, 0, :length], tem[b, 1, :length],
+                    cfg.nms_sigma, cfg.nms_max_keep,
+                )
+            )  # fmt: skip
+        return dets
+
+
+RUNNERS: dict[str, type[Runner]] = {"etad": EtadRunner}
+
+
+def make_runner(name: str, model: nn.Module, device: str) -> Runner:
+    """The model's own split if it has one, else a registered adapter, else plain predict."""
+    if hasattr(model, "forward_dense") and hasattr(model, "postprocess"):
+        return Runner(model, device)
+    return RUNNERS.get(name, Runner)(model, device)
+
+
+# ---------------------------------------------------------------------------- MACs
+
+
+def _det_tensors(out: Any) -> list[torch.Tensor]:
+    if isinstance(out, list) and out and isinstance(out[0], ItemDetections):
+        return [t for d in out for t in (d.segments, d.scores, d.labels)]
+    return tensors_of(out)
+
+
+class _PredictCall(nn.Module):
+    """``predict`` as a traceable module of (feats, mask) -> flat tensors (for fvcore)."""
+
+    def __init__(self, runner: Runner, template: list[VideoItem]) -> None:
+        super().__init__()
+        self.model, self.runner, self.template = runner.model, runner, template
+
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        items = [{**it, "feats": feats[b], "mask": mask[b]} for b, it in enumerate(self.template)]
+        return tuple(_det_tensors(self.runner.predict(items)))
+
+
+def _item_signature(item: VideoItem) -> tuple[int, int]:
+    return int(item["feats"].shape[-1]), int(item["mask"].sum())
+
+
+def count_items(
+    runner: Runner, items: list[VideoItem], use_fvcore: bool
+) -> tuple[MacCount, MacCount | None]:
+    """Primary and fvcore MACs over all items, counted one item (batch of 1) at a time: each
+    distinct (padded length, valid length) is counted once and multiplied by how often it
+    occurs. Exact when items do not interact inside the network (true of every detector here:
+    convs, LSTMs and heads run per batch element; a test checks it against batched counts).
+    """
+    groups = Counter(_item_signature(it) for it in items)
+    first: dict[tuple[int, int], VideoItem] = {}
+    for it in items:
+        first.setdefault(_item_signature(it), it)
+    primary: list[MacCount] = []
+    cross: list[MacCount] = []
+    for sig, times in groups.items():
+        chunk = [first[sig]]
+        feats, mask = runner.stack(chunk)
+        if runner.split:
+            call = lambda m, x: runner.dense(*x)  # noqa: E731 - runner holds the model
+            inputs: Any = (feats, mask)
+            module: nn.Module = _DenseCall(runner)
+        else:
+            call = lambda m, x: runner.predict(x)  # noqa: E731
+            inputs, module = chunk, _PredictCall(runner, chunk)
+        primary.append(count_macs_primary(call, runner.model, inputs).scaled(times))
+        if use_fvcore:
+            handles = runner.fvcore_handles()
+            cross.append(count_macs_fvcore(module, (feats, mask), handles).scaled(times))
+    return _merge(primary), (_merge(cross) if use_fvcore else None)
+
+
+def _roi_align_weight_product(inputs: list[Any], outputs: list[Any]) -> int:
+    from fvcore.nn.jit_handles import get_shape
+
+    length = get_shape(inputs[0])[-1]  # feats (B, C, T)
+    k_rois, channels, bins = get_shape(outputs[0])  # (K, C, P)
+    return k_rois * channels * bins * length
+
+
+class _DenseCall(nn.Module):
+    def __init__(self, runner: Runner) -> None:
+        super().__init__()
+        self.model, self.runner = runner.model, runner
+
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(tensors_of(self.runner.dense(feats, mask)))
+
+
+def _merge(counts: list[MacCount]) -> MacCount:
+    out = counts[0]
+    for c in counts[1:]:
+        out.macs = None if out.macs is None or c.macs is None else out.macs + c.macs
+        out.zero_ops = sorted(set(out.zero_ops) | set(c.zero_ops))
+        out.formula_ops = sorted(set(out.formula_ops) | set(c.formula_ops))
+        for k, v in c.by_op.items():
+            out.by_op[k] = out.by_op.get(k, 0) + v
+        for k, v in c.by_module.items():
+            out.by_module[k] = out.by_module.get(k, 0) + v
+        out.error = out.error or c.error
+    return out

@@ -1,0 +1,123 @@
+"""Where the time goes: per-module wall time (forward hooks) and per-op self time (profiler).
+
+Used when a model reaches a low fraction of the GEMM roofline, to say which modules and
+which kernels take the time. Module times are inclusive (a parent holds its children) and
+only cover ``forward`` calls; work done in plain functions or non-forward methods shows up
+in ``unattributed_ms``. Op times are ``torch.profiler`` self CPU (and CUDA) times.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from tal_bench.profiling.timers import synchronize
+
+
+def module_times(
+    model: nn.Module, fn: Callable[[], Any], device: str = "cpu", max_depth: int = 3
+) -> dict[str, Any]:
+    """Run ``fn()`` once with timing hooks on ``model``'s submodules down to ``max_depth``.
+
+    Args:
+        model: the module whose submodules are timed (names relative to it).
+        fn: zero-argument callable that runs the model.
+        device: synchronised around every hook on CUDA (adds overhead; relative times only).
+        max_depth: deepest module path to time (``features`` = 1, ``features.layer1`` = 2).
+
+    Returns:
+        ``{"total_ms", "modules": {name: {"ms", "calls", "share"}}, "unattributed_ms"}`` where
+        ``unattributed_ms`` is the total minus the outermost timed modules (those whose
+        parents were not called, e.g. children of a ModuleList or of a non-forward method).
+    """
+    totals: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    starts: dict[str, list[float]] = defaultdict(list)
+    handles = []
+
+    def pre(name: str) -> Callable[..., None]:
+        def hook(*_: Any) -> None:
+            synchronize(device)
+            starts[name].append(time.perf_counter())
+
+        return hook
+
+    def post(name: str) -> Callable[..., None]:
+        def hook(*_: Any) -> None:
+            synchronize(device)
+            totals[name] += (time.perf_counter() - starts[name].pop()) * 1e3
+            calls[name] += 1
+
+        return hook
+
+    for name, module in model.named_modules():
+        if name and name.count(".") < max_depth:
+            handles.append(module.register_forward_pre_hook(pre(name)))
+            handles.append(module.register_forward_hook(post(name)))
+    try:
+        synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        synchronize(device)
+        total_ms = (time.perf_counter() - t0) * 1e3
+    finally:
+        for h in handles:
+            h.remove()
+    top = sum(ms for name, ms in totals.items() if _outermost(name, totals))
+    modules = {
+        name: {"ms": ms, "calls": calls[name], "share": ms / total_ms if total_ms else None}
+        for name, ms in sorted(totals.items(), key=lambda kv: -kv[1])
+    }
+    return {"total_ms": total_ms, "modules": modules, "unattributed_ms": total_ms - top}
+
+
+def _outermost(name: str, timed: dict[str, float]) -> bool:
+    parts = name.split(".")
+    return not any(".".join(parts[:i]) in timed for i in range(1, len(parts)))
+
+
+def op_times(fn: Callable[[], Any], device: str = "cpu", top: int = 15) -> list[dict[str, Any]]:
+    """Self time per op of one ``fn()`` call under ``torch.profiler``, largest first.
+
+    Returns:
+        Up to ``top`` entries ``{"op", "calls", "self_cpu_ms", "self_device_ms", "share"}``;
+        ``share`` is the op's fraction of the summed self time.
+    """
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if torch.device(device).type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        fn()
+        synchronize(device)
+    events = prof.key_averages()
+    total_us = sum(e.self_cpu_time_total for e in events) or 1.0
+    rows = []
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]:
+        device_us = getattr(e, "self_device_time_total", 0.0)
+        rows.append(
+            {
+                "op": e.key,
+                "calls": e.count,
+                "self_cpu_ms": e.self_cpu_time_total / 1e3,
+                "self_device_ms": device_us / 1e3,
+                "share": e.self_cpu_time_total / total_us,
+            }
+        )
+    return rows
+
+
+def summary_line(breakdown: dict[str, Any], n: int = 3) -> str:
+    """``"stages.0 41%, features 22%; ops: aten::mm 35%, ..."`` from a breakdown dict."""
+    timed = breakdown["modules"]["modules"]
+    mods = [
+        f"{name} {info['share']:.0%}"
+        for name, info in timed.items()
+        if _outermost(name, timed) and info["share"] is not None
+    ][:n]
+    ops = [f"{o['op']} {o['share']:.0%}" for o in breakdown["ops"][:n]]
+    return f"modules: {', '.join(mods) or '-'}; ops: {', '.join(ops) or '-'}"

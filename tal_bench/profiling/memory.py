@@ -1,0 +1,127 @@
+"""Peak memory of a measured block: CPU resident set, CUDA allocator and NVML per process.
+
+CPU: the kernel's high-water mark ``VmHWM`` in ``/proc/self/status``, reset before the block by
+writing ``5`` to ``/proc/self/clear_refs`` (Linux >= 4.0, proc_pid_clear_refs(5)). Where the
+reset is not permitted (or there is no /proc), the peak is ``getrusage(RUSAGE_SELF).ru_maxrss``
+over the process lifetime, which equals the block's peak only in a fresh process: the method is
+recorded so callers can isolate runs in a subprocess (see ``pipelines/profile.py``).
+``tracemalloc`` does not see tensor storage, so it is not used.
+
+CUDA: ``torch.cuda.reset_peak_memory_stats`` before, ``max_memory_allocated`` (live tensors) and
+``max_memory_reserved`` (caching allocator) after; NVML's per-process figure additionally holds
+the CUDA context and is reported separately.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tal_bench.profiling.nvml import Nvml
+
+_MIB = 2**20
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _status_kib(key: str) -> int | None:
+    """A ``kB`` field of /proc/self/status (``VmRSS``, ``VmHWM``), or None without /proc."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def current_rss_mib() -> float:
+    """Resident set size of this process now (MiB)."""
+    kib = _status_kib("VmRSS")
+    if kib is not None:
+        return kib / 1024
+    import psutil
+
+    return psutil.Process().memory_info().rss / _MIB
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark of this process; False if not permitted/possible."""
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def lifetime_peak_rss_mib() -> float:
+    """``ru_maxrss`` of this process: KiB on Linux, bytes on macOS (getrusage(2))."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / _MIB if sys.platform == "darwin" else peak / 1024
+
+
+@dataclass
+class MemoryPeaks:
+    """Peaks over one block (MiB); GPU fields are None on CPU or without NVML."""
+
+    peak_rss_mib: float
+    rss_before_mib: float
+    rss_method: str  # "vmhwm_clear_refs" | "ru_maxrss_lifetime"
+    gpu_peak_allocated_mib: float | None = None
+    gpu_peak_reserved_mib: float | None = None
+    gpu_nvml_process_mib: float | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        """Row columns."""
+        return dict(self.__dict__)
+
+
+class PeakMemory:
+    """Context manager measuring peak memory of the block it wraps.
+
+    Args:
+        device: "cpu" or a CUDA device; CUDA adds allocator and NVML peaks.
+        nvml: an open :class:`Nvml` session to read the per-process figure from (optional).
+
+    Example:
+        >>> with PeakMemory("cpu") as pm:
+        ...     _ = torch.ones(1024, 1024)
+        >>> pm.result.peak_rss_mib >= pm.result.rss_before_mib
+        True
+    """
+
+    def __init__(self, device: str = "cpu", nvml: Nvml | None = None) -> None:
+        self.device = torch.device(device)
+        self.nvml = nvml
+        self.result: MemoryPeaks | None = None
+        self._method = ""
+        self._before = 0.0
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self._before = current_rss_mib()
+        ok = reset_peak_rss() and _status_kib("VmHWM") is not None
+        self._method = "vmhwm_clear_refs" if ok else "ru_maxrss_lifetime"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._method == "vmhwm_clear_refs":
+            peak = (_status_kib("VmHWM") or 0) / 1024
+        else:
+            peak = lifetime_peak_rss_mib()
+        result = MemoryPeaks(peak, self._before, self._method)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            result.gpu_peak_allocated_mib = torch.cuda.max_memory_allocated(self.device) / _MIB
+            result.gpu_peak_reserved_mib = torch.cuda.max_memory_reserved(self.device) / _MIB
+            if self.nvml is not None:
+                result.gpu_nvml_process_mib = self.nvml.process_memory_mib()
+        self.result = result

@@ -1,0 +1,105 @@
+"""Timers (rounds, cold call, threads, laps), peak memory and the GEMM roofline."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from tal_bench.profiling import memory
+from tal_bench.profiling.memory import PeakMemory
+from tal_bench.profiling.roofline import measure_gemm_peak, roofline_fraction
+from tal_bench.profiling.timers import time_call, time_laps, torch_threads
+
+
+def _sleeper(seconds: float):
+    calls = []
+
+    def fn() -> None:
+        calls.append(1)
+        time.sleep(seconds)
+
+    return fn, calls
+
+
+def test_fixed_rounds_count_cold_and_warmup() -> None:
+    fn, calls = _sleeper(0.01)
+    t = time_call(fn, rounds=4, warmup=2)
+    assert len(calls) == 1 + 2 + 4  # cold + warm-up + rounds
+    assert t.method == "fixed_rounds" and t.stats.rounds == 4 and len(t.times_ms) == 4
+    assert 9.0 <= t.stats.median <= 40.0  # a 10 ms sleep, loose upper bound for a busy CI box
+    assert t.cold_ms is not None and t.cold_ms >= 9.0
+
+
+def test_blocked_autorange_reaches_min_rounds() -> None:
+    fn, _ = _sleeper(0.02)
+    t = time_call(fn, warmup=1, min_run_time_s=0.05, min_rounds=4)
+    assert t.method == "blocked_autorange"
+    # a 20 ms call: block size 1, run time >= 4 * 20 ms -> at least 3 rounds (timing jitter)
+    assert t.calls_per_round == 1 and t.stats.rounds >= 3
+    assert 19.0 <= t.stats.median <= 60.0
+
+
+def test_threads_set_inside_and_restored() -> None:
+    before = torch.get_num_threads()
+    seen = []
+    time_call(lambda: seen.append(torch.get_num_threads()), threads=1, rounds=1, warmup=0)
+    assert set(seen) == {1} and torch.get_num_threads() == before
+    with torch_threads(None) as n:
+        assert n == before
+
+
+def test_laps_add_up_to_the_total() -> None:
+    def one_round(lap) -> None:
+        for _ in range(2):  # two chunks, like two window batches
+            time.sleep(0.005)
+            lap("dense")
+            time.sleep(0.002)
+            lap("post")
+
+    t = time_laps(one_round, rounds=3, warmup=0)
+    assert t["total"].stats.rounds == 3 and t["dense"].method == "lap_rounds"
+    assert t["dense"].stats.median >= 10.0 and t["post"].stats.median >= 4.0
+    for i in range(3):
+        parts = t["dense"].times_ms[i] + t["post"].times_ms[i]
+        assert parts == pytest.approx(t["total"].times_ms[i], abs=0.5)
+    assert t["total"].cold_ms is not None
+
+
+def test_bad_rounds_raise() -> None:
+    with pytest.raises(ValueError):
+        time_call(lambda: None, rounds=0)
+
+
+@pytest.mark.skipif(not memory.reset_peak_rss(), reason="/proc/self/clear_refs not writable")
+def test_peak_rss_sees_a_transient_allocation() -> None:
+    with PeakMemory("cpu") as pm:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        del block
+    r = pm.result
+    assert r.rss_method == "vmhwm_clear_refs"
+    assert r.peak_rss_mib - r.rss_before_mib >= 60.0
+    assert r.gpu_peak_allocated_mib is None and r.gpu_nvml_process_mib is None
+
+
+def test_peak_rss_fallback_method(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "reset_peak_rss", lambda: False)
+    with PeakMemory("cpu") as pm:
+        pass
+    assert pm.result.rss_method == "ru_maxrss_lifetime"
+    assert pm.result.peak_rss_mib >= pm.result.rss_before_mib * 0.5
+
+
+def test_roofline_fraction_formula() -> None:
+    # 2e9 MACs in 0.5 s = 4 GMAC/s against a 16 GMAC/s peak
+    assert roofline_fraction(2_000_000_000, 0.5, 16.0) == pytest.approx(0.25)
+    assert roofline_fraction(None, 0.5, 16.0) is None
+    assert roofline_fraction(10, 0.0, 16.0) is None
+
+
+def test_gemm_peak_small_sizes() -> None:
+    peak = measure_gemm_peak("cpu", threads=1, sizes=(64, 128), min_run_time_s=0.02)
+    assert set(peak.by_size) == {64, 128} and peak.best_size in (64, 128)
+    assert peak.gmacs == max(peak.by_size.values()) > 0
+    assert peak.threads == 1 and peak.tf32 is None
