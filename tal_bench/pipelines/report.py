@@ -187,9 +187,20 @@ def _fit_section(rep: _Report, runs: list[RunData]) -> None:
         table = figures.fit_plot_table(run.fits or {}, anchors)
         plot = figures.plot_fit(f"fits_{key}", model, run.fits or {}, table, run.label)
         sec.figures.append(rep.figure(plot))
+        sec.notes += _fit_failures(run.fits or {}, model)
         sec.tables.append(rep.table(tables.fit_table(run.fits or {}, key)))
         sec.tables.append(rep.table(tables.extrapolation_table(run.fits or {}, key)))
     rep.sections.append(sec)
+
+
+def _fit_failures(fits: dict[str, Any], model: str) -> list[str]:
+    """Notes for families whose extrapolation fit failed (they are not drawn)."""
+    per_family = (fits.get("extrapolation") or {}).get("per_family") or {}
+    return [
+        f"{model}: {fam} could not be fitted on the first points ({entry.get('message') or '?'})"
+        for fam, entry in sorted(per_family.items())
+        if entry.get("status", "ok") != "ok"
+    ]
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -281,12 +292,19 @@ def _failure_section(rep: _Report, runs: list[RunData]) -> int:
     table = rep.table(tables.failures_table(rows, root=Path.cwd()))
     sec = Section("Failures")
     bad_runs = [r for r in runs if r.meta.get("status") not in ("ok", None)]
-    sec.notes += [f"run {r.path} ended with status {r.meta.get('status')!r}." for r in bad_runs]
+    sec.notes += [_status_note(r) for r in bad_runs]
     if table.data.empty:
         sec.notes.append("No failed cells.")
     sec.tables.append(table)
     rep.sections.append(sec)
     return len(table.data)
+
+
+def _status_note(run: RunData) -> str:
+    status = run.meta.get("status")
+    if status == "running":
+        return f"run {run.path} has status 'running': still running, or killed before it finished."
+    return f"run {run.path} ended with status {status!r}."
 
 
 def _runs_section(rep: _Report, runs: list[RunData]) -> None:

@@ -212,5 +212,5 @@ def test_empty_and_running_runs_still_render(tmp_path: Path) -> None:
     out = build_report([tmp_path / "runs"], tmp_path / "out")  # no rows yet, still "running"
     text = Path(out.summary["html"]).read_text()
     assert out.summary["figures"] == [] and out.summary["failures"] == 0
-    assert "ended with status &#x27;running&#x27;" in text
+    assert "has status &#x27;running&#x27;: still running, or killed" in text
     assert np.isclose(out.summary["runs"], 1) and run.path.exists()
