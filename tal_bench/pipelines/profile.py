@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -266,6 +267,7 @@ def profile_length(s: Session, length: int) -> dict[str, Any]:
         "peak_rss_delta_mib": pm.result.peak_rss_mib - pm.result.rss_before_mib,
         **{k: v for k, v in util.items() if k != "rss_max_mib"},
         "util_interval_s": o.interval_s,
+        "loadavg_1m": _loadavg(),
         "achieved_gmacs": primary.macs / seconds / 1e9 if primary.macs else None,
         "roofline_fraction": frac,
         "gemm_peak_gmacs": s.gemm.gmacs,
@@ -276,6 +278,14 @@ def profile_length(s: Session, length: int) -> dict[str, Any]:
     if o.breakdown == "always" or (o.breakdown == "auto" and (frac or 0) < ROOFLINE_TARGET):
         row.update(_breakdown(s, chunks[0], length))
     return row
+
+
+def _loadavg() -> float | None:
+    """1-minute system load average (other processes competing for the CPUs), if known."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def _breakdown(s: Session, chunk: list, length: int) -> dict[str, Any]:

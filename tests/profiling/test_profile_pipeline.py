@@ -213,3 +213,25 @@ def test_cli_train_mode_dummy(tmp_path) -> None:
         json.loads(x)["phase"] for x in (tmp_path / "timeline.jsonl").read_text().splitlines()
     }
     assert {"train epoch 1", "train epoch 2", "eval"} <= phases
+
+
+def test_isolated_child_function_in_process() -> None:
+    """What a fresh process runs for one length (the spawn itself: the slow test below)."""
+    from tal_bench.profiling.roofline import GemmPeak
+
+    opts = prof.ProfileOptions(
+        model="dummy", lengths=[64], input_dim=8, rounds=1, warmup=0, interval_s=0.05,
+        fvcore=False, breakdown="never",
+    )  # fmt: skip
+    gemm = GemmPeak(gmacs=10.0, best_size=64, threads=1, device="cpu")
+    row, side, samples = prof._child_length(opts, gemm, 64)
+    assert row["status"] == "ok" and row["isolated"] and row["gemm_peak_gmacs"] == 10.0
+    assert "macs_L64" in side and any(s["phase"] == "L=64" for s in samples)
+
+
+@pytest.mark.slow
+def test_cli_isolate_spawns_a_process_per_length(tmp_path) -> None:
+    rows = _invoke(["profile", "--model", "dummy", "--lengths", "64", "--input-dim", "8",
+                    "--isolate", "--no-fvcore", "--out", str(tmp_path), *BASE])  # fmt: skip
+    assert rows[0]["status"] == "ok" and rows[0]["isolated"]
+    assert (tmp_path / rows[0]["timeline_file"]).exists()
