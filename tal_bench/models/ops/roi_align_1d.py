@@ -14,11 +14,11 @@ this 1-D rule, reproduced here for one RoI ``[x1, x2]``:
   linear interpolation runs between ``floor(x)`` and ``floor(x) + 1``; at ``floor(x) >= T - 1``
   both ends are the last feature.
 
-Because interpolation is linear in the features, the op is built as one weight matrix per RoI,
-``W (K, P, T)``, and applied with a matrix product: vectorised over RoIs, bins and samples (the
-only Python loop runs over the batch index), exact in the forward pass and differentiable with
-respect to the features (backward rebuilds the weights instead of saving them). The RoIs get no
-gradient (ETAD detaches its anchors).
+Because interpolation is linear in the features, each (RoI, bin) output is a weighted sum of at
+most 2G feature steps: the op is one ``embedding_bag`` over a sample table, vectorised over RoIs,
+bins, samples and videos, and differentiable with respect to the features (backward rebuilds the
+table instead of saving it). The RoIs get no gradient (ETAD detaches its anchors). The dense
+(K, P, T) weight matrix of the same rule is kept as :func:`roi_align_1d_weights` for analysis.
 """
 
 from __future__ import annotations
@@ -91,6 +91,59 @@ def roi_align_1d_weights(
     return weights  # (K, P, T)
 
 
+def roi_align_1d_samples(
+    rois: torch.Tensor,
+    length: int,
+    output_size: int,
+    sampling_ratio: int = -1,
+    aligned: bool = False,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same rule as :func:`roi_align_1d_weights`, as a sparse sample table.
+
+    Each (RoI, bin) reads at most ``2 G`` feature steps (two interpolation ends per sample), so
+    the op is an ``embedding_bag`` sum over those steps with per-sample weights: K·P·2G·C
+    multiply-adds instead of the K·P·T·C of the dense weight matrix.
+
+    Returns:
+        index (K, P, 2G) int64 into [0, length) and weights (K, P, 2G); unused samples have
+        weight 0.
+    """
+    rois = rois.detach().to(dtype)
+    offset = 0.5 if aligned else 0.0
+    start = rois[:, 0] - offset  # (K,)
+    width = (rois[:, 1] - offset) - start  # (K,)
+    if not aligned:
+        width = width.clamp(min=1.0)
+    bin_size = width / output_size  # (K,)
+    if sampling_ratio > 0:
+        grid = torch.full_like(width, float(sampling_ratio))
+    else:
+        grid = torch.ceil(width / output_size)  # (K,) may be <= 0 when aligned
+    g_max = max(int(grid.max().item()), 1) if rois.shape[0] > 0 else 1
+    p_idx = torch.arange(output_size, dtype=dtype, device=rois.device)  # (P,)
+    i_idx = torch.arange(g_max, dtype=dtype, device=rois.device) + 0.5  # (G,)
+    x = (
+        start[:, None, None]
+        + p_idx[None, :, None] * bin_size[:, None, None]
+        + i_idx[None, None, :] * bin_size[:, None, None] / grid.clamp(min=1.0)[:, None, None]
+    )  # (K, P, G), torchvision's operation order
+    used = i_idx[None, None, :] < grid[:, None, None]
+    inside = (x >= -1.0) & (x <= float(length)) & used
+    x = x.clamp(min=0.0)
+    x_low = torch.floor(x).long().clamp(max=length - 1)
+    at_end = x_low >= length - 1
+    x_high = torch.where(at_end, x_low, x_low + 1)
+    lx = torch.where(at_end, torch.zeros_like(x), x - x_low.to(dtype))
+    inv_count = (1.0 / grid.clamp(min=1.0))[:, None, None]  # (K, 1, 1)
+    zero = torch.zeros_like(lx)
+    w_low = torch.where(inside, (1.0 - lx) * inv_count, zero)
+    w_high = torch.where(inside, lx * inv_count, zero)
+    index = torch.cat([x_low, x_high], dim=2)  # (K, P, 2G)
+    weights = torch.cat([w_low, w_high], dim=2)  # (K, P, 2G)
+    return index, weights
+
+
 def roi_align_1d(
     feats: torch.Tensor,
     rois: torch.Tensor,
@@ -101,8 +154,8 @@ def roi_align_1d(
 ) -> torch.Tensor:
     """RoI-align over the time axis, equal to torchvision's ``roi_align`` on ``(B, C, T, 1)``.
 
-    Like torchvision, backward keeps only the RoIs and rebuilds the weights, so the op saves no
-    (K, P, T) tensor for the backward pass.
+    Like torchvision, backward keeps only the RoIs and rebuilds the sample table, so the op
+    saves no per-sample tensor for the backward pass.
 
     Args:
         feats: (B, C, T) features.
@@ -116,6 +169,9 @@ def roi_align_1d(
         (K, C, P) pooled features.
     """
     rois = rois.detach()
+    batch_idx = rois[:, 0].long()
+    if batch_idx.numel() and (batch_idx.min() < 0 or batch_idx.max() >= feats.shape[0]):
+        raise ValueError(f"RoI batch indices must lie in [0, {feats.shape[0] - 1}]")
     return _RoiAlign1d.apply(feats, rois, output_size, spatial_scale, sampling_ratio, aligned)
 
 
@@ -123,50 +179,52 @@ class _RoiAlign1d(torch.autograd.Function):
     @staticmethod
     def forward(ctx, feats, rois, output_size, spatial_scale, sampling_ratio, aligned):
         ctx.save_for_backward(rois)
-        ctx.args = (feats.shape, feats.dtype, output_size, spatial_scale, sampling_ratio, aligned)
-        out = feats.new_zeros(rois.shape[0], feats.shape[1], output_size)  # (K, C, P)
-        for b, sel in _groups(rois, feats.shape[0], output_size * feats.shape[-1]):
-            w_b = _weights(rois[sel], feats.shape[-1], *ctx.args[1:])  # (K_b, P, T)
-            # (K_b, P, T) @ (T, C) -> (K_b, P, C) -> (K_b, C, P)
-            out[sel] = torch.matmul(w_b, feats[b].transpose(0, 1)).transpose(1, 2)
-        return out
+        ctx.args = (feats.shape, output_size, spatial_scale, sampling_ratio, aligned)
+        n_batch, n_chan, length = feats.shape
+        table = feats.transpose(1, 2).reshape(n_batch * length, n_chan)  # (B*T, C)
+        out = feats.new_empty(rois.shape[0], output_size, n_chan)  # (K, P, C)
+        for sel in _blocks(rois.shape[0]):
+            index, weights = _table(rois[sel], feats.dtype, length, *ctx.args[1:])
+            out[sel] = _bag(index, weights, table).view(-1, output_size, n_chan)
+        return out.transpose(1, 2)  # (K, C, P)
 
     @staticmethod
     def backward(ctx, grad_out):
         (rois,) = ctx.saved_tensors
-        shape = ctx.args[0]
-        grad_feats = grad_out.new_zeros(shape)  # (B, C, T)
-        for b, sel in _groups(rois, shape[0], ctx.args[2] * shape[-1]):
-            g_b = grad_out[sel].transpose(1, 2).reshape(-1, shape[1])  # (K_b * P, C)
-            w_b = _weights(rois[sel], shape[-1], *ctx.args[1:]).reshape(-1, shape[-1])  # (K_b*P, T)
-            grad_feats[b] += torch.matmul(g_b.transpose(0, 1), w_b.to(grad_out.dtype))  # (C, T)
-        return grad_feats, None, None, None, None, None
+        shape, output_size = ctx.args[0], ctx.args[1]
+        n_batch, n_chan, length = shape
+        grad_rows = grad_out.transpose(1, 2).reshape(-1, n_chan)  # (K*P, C)
+        grad_table = grad_out.new_zeros(n_batch * length, n_chan)  # (B*T, C)
+        for sel in _blocks(rois.shape[0]):
+            index, weights = _table(rois[sel], grad_out.dtype, length, *ctx.args[1:])
+            rows = slice(sel.start * output_size, sel.stop * output_size)
+            # d out[r] / d table[index[r, j]] = weights[r, j]: scatter the weighted gradients.
+            contrib = weights.unsqueeze(-1) * grad_rows[rows].unsqueeze(1)  # (R, 2G, C)
+            grad_table.index_add_(0, index.reshape(-1), contrib.reshape(-1, n_chan))
+        grad_feats = grad_table.view(n_batch, length, n_chan).transpose(1, 2)  # (B, C, T)
+        return grad_feats.contiguous(), None, None, None, None, None
 
 
-def _weights(rois, length, dtype, output_size, spatial_scale, sampling_ratio, aligned):
+BLOCK_ROIS = 4096  # RoIs per block: bounds the (R, 2G, C) backward buffer
+
+
+def _blocks(n_rois: int) -> Iterator[slice]:
+    for lo in range(0, n_rois, BLOCK_ROIS):
+        yield slice(lo, min(lo + BLOCK_ROIS, n_rois))
+
+
+def _table(rois, dtype, length, output_size, spatial_scale, sampling_ratio, aligned):
+    """(R, 2G) rows into the flattened (B*T, C) feature table, and their weights."""
     coords = rois[:, 1:3] * spatial_scale  # (K, 2)
-    return roi_align_1d_weights(coords, length, output_size, sampling_ratio, aligned, dtype)
+    index, weights = roi_align_1d_samples(
+        coords, length, output_size, sampling_ratio, aligned, dtype
+    )  # (K, P, 2G)
+    index = index + (rois[:, 0].long() * length)[:, None, None]
+    return index.reshape(-1, index.shape[-1]), weights.reshape(-1, weights.shape[-1])
 
 
-def _groups(
-    rois: torch.Tensor, n_batch: int, weights_per_roi: int
-) -> Iterator[tuple[int, slice | torch.Tensor]]:
-    """(video index, a block of its RoIs) pairs: slices when RoIs are grouped by video, else index
-    tensors; blocks hold at most ``WEIGHT_BLOCK`` weights so the (K_b, P, T) buffers stay small
-    (and reusable by the allocator)."""
-    batch_idx = rois[:, 0].long()  # (K,)
-    if batch_idx.numel() == 0:
-        return
-    if batch_idx.min() < 0 or batch_idx.max() >= n_batch:
-        raise ValueError(f"RoI batch indices must lie in [0, {n_batch - 1}]")
-    block = max(1, WEIGHT_BLOCK // weights_per_roi)
-    if bool((batch_idx[1:] >= batch_idx[:-1]).all()):
-        ends = torch.bincount(batch_idx, minlength=n_batch).cumsum(0).tolist()
-        for b in range(n_batch):
-            for lo in range(ends[b - 1] if b else 0, ends[b], block):
-                yield b, slice(lo, min(lo + block, ends[b]))
-        return
-    for b in torch.unique(batch_idx).tolist():
-        idx = (batch_idx == b).nonzero(as_tuple=True)[0]
-        for lo in range(0, idx.numel(), block):
-            yield b, idx[lo : lo + block]
+def _bag(index: torch.Tensor, weights: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Weighted sum of table rows per bag: (R, 2G) x (N, C) -> (R, C)."""
+    return torch.nn.functional.embedding_bag(
+        index, table, per_sample_weights=weights.to(table.dtype), mode="sum"
+    )
