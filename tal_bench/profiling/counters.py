@@ -214,7 +214,12 @@ def attention_macs(q_shape: Any, k_shape: Any, v_shape: Any) -> int:
 
 
 def _shapes(x: Any) -> list[Any]:
-    return [s for s in tree_leaves(x) if isinstance(s, torch.Size)]
+    """Shapes in a (nested) list; a ``torch.Size`` is a tuple, so pytree would flatten it."""
+    if isinstance(x, torch.Size):
+        return [x]
+    if isinstance(x, list | tuple):
+        return [s for item in x for s in _shapes(item)]
+    return []
 
 
 def _mkldnn_rnn_flops(input_shape, w0, w1, *args, out_shape=None, **kwargs) -> int:

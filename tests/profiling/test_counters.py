@@ -203,3 +203,26 @@ def test_scaled_and_params() -> None:
     assert count_params(model) == 3 * 2 + 2
     count = _primary(model, torch.randn(1, 3)).scaled(5)
     assert count.macs == 30 and sum(count.by_op.values()) == 30
+
+
+def test_cudnn_rnn_formula_on_shapes() -> None:
+    """The CUDA path (aten._cudnn_rnn) cannot run here: check its formula on the shapes
+    FlopCounterMode passes (a list of weight shapes for all layers)."""
+    from tal_bench.profiling.counters import _cudnn_rnn_flops
+
+    t, b, i, h = 7, 2, 6, 5
+    weights = [torch.Size([4 * h, i]), torch.Size([4 * h, h]), torch.Size([4 * h])] * 1
+    flops = _cudnn_rnn_flops(torch.Size([t, b, i]), weights, 4, None)
+    assert flops == 2 * lstm_macs(i, h, t, b)
+
+
+def test_attention_counted_by_both() -> None:
+    q, k, v = torch.randn(1, 2, 5, 4), torch.randn(1, 2, 6, 4), torch.randn(1, 2, 6, 3)
+
+    class Attn(nn.Module):
+        def forward(self, q, k, v):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+    expected = 1 * 2 * 5 * 6 * (4 + 3)  # Q K^T and P V
+    assert count_macs_primary(lambda m, x: m(*x), Attn(), (q, k, v)).macs == expected
+    assert count_macs_fvcore(Attn(), (q, k, v)).macs == expected
