@@ -332,32 +332,31 @@ def class_aps(tp: np.ndarray, counts: np.ndarray, npos: np.ndarray) -> np.ndarra
     rank = np.arange(group.size) - grp_first[group] + 1  # TP count up to and including this one
     precision = rank / (m_idx - offsets[cls] + 1)  # (T,)
     step = rank / npos[cls] - (rank - 1) / npos[cls]  # (T,) recall change
-    ap = np.zeros(k * n_cls)
-    # Pad (threshold, class) groups to one length for the envelope; chunk to bound the memory.
-    budget = max(4 * group.size, 1 << 16)
-    sizes = n_grp.tolist()
-    start = 0
-    while start < len(sizes):
-        stop, widest = start + 1, sizes[start]
-        while stop < len(sizes) and (stop + 1 - start) * max(widest, sizes[stop]) <= budget:
-            widest = max(widest, sizes[stop])
-            stop += 1
-        sel = slice(grp_first[start], grp_first[stop - 1] + sizes[stop - 1])
-        ap[start:stop] = _envelope_sum(
-            precision[sel], step[sel], group[sel] - start, n_grp[start:stop], widest
-        )
-        start = stop
+    envelope = segment_suffix_max(precision, (grp_first + n_grp)[group])  # (T,)
+    ap = np.bincount(group, weights=step * envelope, minlength=k * n_cls)  # (K * C,)
     return ap.reshape(k, n_cls)
 
 
-def _envelope_sum(
-    precision: np.ndarray, step: np.ndarray, row: np.ndarray, n_row: np.ndarray, width: int
-) -> np.ndarray:
-    """Per row: sum of step * (running max of precision from the right)."""
-    col = np.arange(row.size) - np.repeat(np.cumsum(n_row) - n_row, n_row)
-    prec_pad = np.zeros((len(n_row), width))  # (R, W) pads: precision 0, step 0
-    step_pad = np.zeros((len(n_row), width))
-    prec_pad[row, col] = precision
-    step_pad[row, col] = step
-    envelope = np.maximum.accumulate(prec_pad[:, ::-1], axis=1)[:, ::-1]
-    return np.sum(step_pad * envelope, axis=1)  # (R,)
+def segment_suffix_max(values: np.ndarray, segment_end: np.ndarray) -> np.ndarray:
+    """Running maximum from the right inside contiguous segments (the precision envelope).
+
+    Log-step doubling: after the round with shift s every element holds the maximum of the
+    next 2s elements of its own segment; max is exact, so no rounding enters.
+
+    Args:
+        values: (T,) values, segments stored one after another.
+        segment_end: (T,) index one past the end of each element's segment.
+
+    Returns:
+        (T,) suffix maxima.
+    """
+    out = values.copy()
+    index = np.arange(values.size)
+    longest = int((segment_end - index).max(initial=0))
+    shift = 1
+    while shift < longest:
+        inside = index[:-shift] + shift < segment_end[:-shift]
+        head = out[:-shift]
+        out[:-shift] = np.where(inside, np.maximum(head, out[shift:]), head)
+        shift *= 2
+    return out

@@ -26,8 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from tal_bench.evaluation.tiou import pairwise_tiou
 
@@ -122,13 +120,15 @@ def _block_pairs(
     full_slot = np.arange(int(counts_full.sum())) + np.repeat(
         lo[full] - (np.cumsum(counts_full) - counts_full), counts_full
     )
-    pair_pred = np.r_[pair_pred, np.repeat(full, counts_full)]
-    pair_slot = np.r_[pair_slot, full_slot]
+    if full.size:  # two runs, each sorted by prediction: merge them
+        pair_pred = np.r_[pair_pred, np.repeat(full, counts_full)]
+        pair_slot = np.r_[pair_slot, full_slot]
+        order = np.argsort(pair_pred, kind="stable")
+        pair_pred, pair_slot = pair_pred[order], pair_slot[order]
     if pair_pred.size == 0:
         return None
-    order = np.argsort(pair_pred, kind="stable")
-    pair_pred, pair_slot = pair_pred[order], pair_slot[order]
-    pred, first, owner = np.unique(pair_pred, return_index=True, return_inverse=True)
+    new = np.r_[True, pair_pred[1:] != pair_pred[:-1]]  # (P,) first pair of a prediction
+    pred, first, owner = pair_pred[new], np.flatnonzero(new), np.cumsum(new) - 1
     tiou = pairwise_tiou(ps[pair_pred], pe[pair_pred], gs[pair_slot], ge[pair_slot])
     return _Pairs(owner, pair_slot, tiou, first, pred, lo[pred], n_gt[pred])
 
@@ -237,19 +237,26 @@ def _fix_tied_rows(
 
 
 def _rank_in_component(cand_slot: np.ndarray, num_gt: int) -> np.ndarray:
-    """Rank of each contender inside its connected component (contenders linked via shared GT)."""
-    n, width = cand_slot.shape
-    rows = np.repeat(np.arange(n), width)
-    cols = cand_slot.ravel()
-    real = cols < num_gt
-    graph = coo_matrix(
-        (np.ones(int(real.sum()), dtype=np.int8), (rows[real], n + cols[real])),
-        shape=(n + num_gt, n + num_gt),
-    )
-    _, label = connected_components(graph, directed=False)
-    comp = label[:n]  # (N,) contenders are already in visit order
-    order = np.argsort(comp, kind="stable")
-    sorted_comp = comp[order]
+    """Rank of each contender inside its connected component (contenders linked via shared GT).
+
+    Components by min-label propagation: each contender and each GT repeatedly takes the
+    smallest label among its neighbours; a handful of rounds suffice for these small graphs.
+    """
+    n = len(cand_slot)
+    label = np.arange(n)  # (N,) contenders are already in visit order
+    real = cand_slot < num_gt  # (N, c)
+    rows = np.broadcast_to(np.arange(n)[:, None], cand_slot.shape)[real]
+    cols = cand_slot[real]
+    while True:
+        gt_label = np.full(num_gt, n)
+        np.minimum.at(gt_label, cols, label[rows])
+        new = label.copy()
+        np.minimum.at(new, rows, gt_label[cols])
+        if np.array_equal(new, label):
+            break
+        label = new
+    order = np.argsort(label, kind="stable")
+    sorted_comp = label[order]
     start = np.r_[True, sorted_comp[1:] != sorted_comp[:-1]]
     first_pos = np.maximum.accumulate(np.where(start, np.arange(n), 0))
     rank = np.empty(n, dtype=np.int64)
