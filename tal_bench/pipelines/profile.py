@@ -167,11 +167,9 @@ def _timing_cols(prefix: str, t: Timing | None) -> dict[str, Any]:
     return {f"{prefix}_ms_median": t.stats.median, f"{prefix}_ms_iqr": t.stats.iqr}
 
 
-def _time(s: Session, fn: Any, cold: bool = True) -> Timing:
+def _time(s: Session, fn: Any) -> Timing:
     o = s.opts
-    return time_call(
-        fn, o.device, s.threads, o.rounds, o.warmup, o.min_run_time_s, o.min_rounds, cold
-    )
+    return time_call(fn, o.device, s.threads, o.rounds, o.warmup, o.min_run_time_s, o.min_rounds)
 
 
 def _timings(s: Session, chunks: list) -> dict[str, Timing]:
@@ -235,16 +233,8 @@ def profile_length(s: Session, length: int) -> dict[str, Any]:
     seconds = (dense or total).stats.median / 1e3
     frac = roofline_fraction(primary.macs, seconds, s.gemm.gmacs)
     row = {
-        "kind": "profile",
-        "status": "ok",
-        "model": cfg.model_name,
-        "preset": cfg.preset,
-        "mode": "infer",
-        "device": o.device,
-        "threads": s.threads,
-        "batch": o.batch,
+        **_row_head(s, length, "ok"),
         "input_dim": o.input_dim,
-        "length": length,
         "data_mode": cfg.data.mode,
         "num_windows": per_video,
         "num_items": len(items),
@@ -307,6 +297,20 @@ def _breakdown(s: Session, chunk: list, length: int) -> dict[str, Any]:
     return {"breakdown_file": f"{name}.json", "breakdown_top": bd.summary_line(result)}
 
 
+def _row_head(s: Session, length: int, status: str) -> dict[str, Any]:
+    return {
+        "kind": "profile",
+        "status": status,
+        "model": s.cfg.model_name,
+        "preset": s.cfg.preset,
+        "mode": "infer",
+        "device": s.opts.device,
+        "threads": s.threads,
+        "batch": s.opts.batch,
+        "length": length,
+    }
+
+
 def _safe_length(s: Session, length: int) -> dict[str, Any]:
     """A failed length is a row with ``status="failed"`` and the error; the sweep goes on."""
     try:
@@ -314,18 +318,7 @@ def _safe_length(s: Session, length: int) -> dict[str, Any]:
     except (RuntimeError, MemoryError, ValueError, TalBenchError) as exc:
         log.warning("profile L=%d failed: %s", length, exc)
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return {
-            "kind": "profile",
-            "status": "failed",
-            "error": f"{type(exc).__name__}: {msg}"[:300],
-            "model": s.cfg.model_name,
-            "preset": s.cfg.preset,
-            "mode": "infer",
-            "device": s.opts.device,
-            "threads": s.threads,
-            "batch": s.opts.batch,
-            "length": length,
-        }
+        return {**_row_head(s, length, "failed"), "error": f"{type(exc).__name__}: {msg}"[:300]}
 
 
 # ---------------------------------------------------------------------------- isolation
@@ -420,7 +413,8 @@ def run_profile(
     run = create_run(out_dir, "profile", config, {"inputs": opts.seed, "model_init": opts.seed})
     nvml = Nvml(_cuda_index(opts.device))
     notices = [nvml.note] if nvml.note else []
-    sampler = UtilizationSampler(opts.interval_s, nvml).start()
+    timeline = run.path / "timeline.jsonl"
+    sampler = UtilizationSampler(opts.interval_s, nvml, stream_to=timeline).start()
     s = Session(opts, cfg, threads, sampler, nvml)
     status = "failed"
     try:
@@ -443,7 +437,6 @@ def run_profile(
     finally:
         sampler.stop()
         nvml.close()
-        timeline = sampler.write_jsonl(run.path / "timeline.jsonl")
         for name, obj in s.side.items():
             run.write_json(name, obj)
         run.finish(status)

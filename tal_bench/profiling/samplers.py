@@ -37,9 +37,16 @@ class UtilizationSampler:
     Args:
         interval_s: seconds between samples (> 0).
         nvml: an open :class:`Nvml` for GPU fields, or None for CPU-only sampling.
+        stream_to: JSONL file that gets every sample as soon as it is taken (truncated at
+            :meth:`start`), so a long or crashed run keeps its timeline.
     """
 
-    def __init__(self, interval_s: float = 0.5, nvml: Nvml | None = None) -> None:
+    def __init__(
+        self,
+        interval_s: float = 0.5,
+        nvml: Nvml | None = None,
+        stream_to: str | Path | None = None,
+    ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
         self.interval_s = interval_s
@@ -52,6 +59,8 @@ class UtilizationSampler:
         self._proc = psutil.Process()
         self._t0 = 0.0
         self._last = 0.0
+        self._stream_path = Path(stream_to) if stream_to is not None else None
+        self._stream: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> UtilizationSampler:
@@ -60,6 +69,8 @@ class UtilizationSampler:
             raise RuntimeError("sampler already started")
         psutil.cpu_percent(percpu=True)  # first call only sets the baseline
         self._proc.cpu_percent()
+        if self._stream_path is not None:
+            self._stream = self._stream_path.open("w", encoding="utf-8")
         self._t0 = self._last = time.perf_counter()
         self._thread = threading.Thread(target=self._run, name="tal-bench-sampler", daemon=True)
         self._thread.start()
@@ -70,6 +81,10 @@ class UtilizationSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        with self._lock:
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
 
     @property
     def running(self) -> bool:
@@ -110,6 +125,9 @@ class UtilizationSampler:
             }
             self._last = now
             self.samples.append(sample)
+            if self._stream is not None:
+                self._stream.write(json.dumps(sample) + "\n")
+                self._stream.flush()
             return sample
 
     def _gpu_fields(self) -> dict[str, float | None]:
