@@ -104,14 +104,17 @@ class Runner:
         return feats.to(self.device), mask.to(self.device)
 
     def predict(self, chunk: list[VideoItem]) -> list[ItemDetections]:
+        """The detector's own ``predict`` on a batch of items."""
         return self.model.predict(chunk)
 
     @torch.no_grad()
     def dense(self, feats: torch.Tensor, mask: torch.Tensor) -> Any:
+        """The dense network on (B, C, T) features and their (B, T) mask."""
         return self.model.forward_dense(feats, mask)
 
     @torch.no_grad()
     def post(self, out: Any, mask: torch.Tensor) -> list[ItemDetections]:
+        """Post-processing of :meth:`dense`'s output: one ``ItemDetections`` per item."""
         return self.model.postprocess(out, mask)
 
 
