@@ -71,9 +71,12 @@ def ls_models(
     for row in rows:
         params = f"{row['params']:,}" if row["params"] is not None else row.get("note", "")
         table.add_row(
-            row["name"], params, "yes" if row["class_agnostic"] else "no",
-            ", ".join(row["presets"]), row["description"],
-        )  # fmt: skip
+            row["name"],
+            params,
+            "yes" if row["class_agnostic"] else "no",
+            ", ".join(row["presets"]),
+            row["description"],
+        )
     console.print(table)
 
 
@@ -98,7 +101,10 @@ def ls_datasets(
         table.add_column(column)
     for row in rows:
         table.add_row(
-            row["name"], str(row["default_mode"]), str(row["input_dim"]),
-            "yes" if row["needs_root"] else "no", row["description"],
-        )  # fmt: skip
+            row["name"],
+            str(row["default_mode"]),
+            str(row["input_dim"]),
+            "yes" if row["needs_root"] else "no",
+            row["description"],
+        )
     console.print(table)

@@ -143,9 +143,12 @@ def cap_per_video(dets: Detections, max_dets: int) -> Detections:
     rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
     sel = order[rank < max_dets] if len(order) else order
     return Detections(
-        dets.video_ids[sel], dets.t_start_s[sel], dets.t_end_s[sel], dets.labels[sel],
+        dets.video_ids[sel],
+        dets.t_start_s[sel],
+        dets.t_end_s[sel],
+        dets.labels[sel],
         dets.scores[sel],
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------------- classes
@@ -243,9 +246,15 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
     torch.manual_seed(seed)  # the weight init does not depend on what the data layer drew
     model = create_model(cfg.model_name, cfg.model, input_dim, num_classes).to(cfg.train.device)
     fitted = fit(
-        model, train_items, cfg.train, collate_items, generator, cfg.data.num_workers,
-        progress=progress, on_epoch=on_epoch,
-    )  # fmt: skip
+        model,
+        train_items,
+        cfg.train,
+        collate_items,
+        generator,
+        cfg.data.num_workers,
+        progress=progress,
+        on_epoch=on_epoch,
+    )
     start = time.perf_counter()
     dets, used, result, num_test = _evaluate(cfg, ds, fitted.model, draw_ids, test_subset)
     summary = {

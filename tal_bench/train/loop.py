@@ -36,8 +36,8 @@ _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN/inf; lower ``train.lr`` or enable ``train.clip_grad_norm``."""
+class TrainingDiverged(TalBenchError):
+    """The loss became NaN/inf: a user-fixable setting (lower ``train.lr``, clip gradients)."""
 
 
 @dataclass
@@ -201,19 +201,12 @@ def fit(
         for epoch in range(1, cfg.epochs + 1):
             bar.update(task, description=f"epoch {epoch}/{cfg.epochs}")
             t0 = time.perf_counter()
-
             logs = train_one_epoch(model, loader, optimizer, scheduler, cfg, ema, step_done)
             _sync(cfg.device)
             row = {"epoch": epoch, **logs, "lr": optimizer.param_groups[0]["lr"]}
             row["epoch_time_s"] = time.perf_counter() - t0
             result.epochs.append(row)
-            log.info(
-                "epoch %d/%d loss %.5f (%.2f s)",
-                epoch,
-                cfg.epochs,
-                logs["loss"],
-                row["epoch_time_s"],
-            )
+            log.info("epoch %d/%d loss %.5f", epoch, cfg.epochs, logs["loss"])
             if on_epoch is not None:
                 on_epoch(row)
     _sync(cfg.device)

@@ -44,8 +44,13 @@ def test_ema_copies_integer_buffers():
 def test_checkpoint_round_trip(tmp_path):
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
     config = {"train": {"milestones": (5,), "lr": 1e-4}, "model_name": "dummy"}
-    path = save_checkpoint(tmp_path / "run" / "checkpoint.pt", model, config, epoch=3,
-                           extra={"input_dim": 3, "num_classes": 4})  # fmt: skip
+    path = save_checkpoint(
+        tmp_path / "run" / "checkpoint.pt",
+        model,
+        config,
+        epoch=3,
+        extra={"input_dim": 3, "num_classes": 4},
+    )
     # The file must open under the restricted unpickler.
     raw = torch.load(path, weights_only=True)
     assert raw["epoch"] == 3

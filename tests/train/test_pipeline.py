@@ -33,10 +33,13 @@ def test_merge_video_soft_nms_per_label():
 
 def test_to_detections_and_cap_per_video():
     merged = {
-        "a": (np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]), np.array([0.2, 0.9, 0.5]),
-              np.array([1, 0, -1])),
+        "a": (
+            np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]),
+            np.array([0.2, 0.9, 0.5]),
+            np.array([1, 0, -1]),
+        ),
         "b": (np.array([[1.0, 2.0]]), np.array([0.3]), np.array([1])),
-    }  # fmt: skip
+    }
     dets = to_detections(merged, ["Run", "Jump"])
     assert dets.labels.tolist() == ["Jump", "Run", "", "Jump"]
     capped = cap_per_video(dets, 2)

@@ -49,8 +49,10 @@ def test_fusion_scores_are_products_of_top_k():
     assert [r[3] for r in rows] == pytest.approx([e[3] for e in expected])
     # segments travel with their proposal
     assert sorted(set(zip(fused.t_start_s, fused.t_end_s, strict=True))) == [
-        (0.5, 3.0), (1.0, 2.0), (5.0, 9.0)
-    ]  # fmt: skip
+        (0.5, 3.0),
+        (1.0, 2.0),
+        (5.0, 9.0),
+    ]
 
 
 def test_fusion_top_k_larger_than_classes_and_invalid():
