@@ -13,7 +13,6 @@ fits on its own, so the curves shown are exactly the recorded ones.
 
 from __future__ import annotations
 
-import logging
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -27,8 +26,7 @@ from tal_bench.plots import compute, figures, tables
 from tal_bench.plots.html import FigureFiles, Section, render_html, render_markdown
 from tal_bench.plots.runs import RunData, Timeline, discover_runs, load_run, model_name
 from tal_bench.plots.style import Plot, footer_text, save_figure
-
-log = logging.getLogger(__name__)
+from tal_bench.records import atomic_write_text
 
 FORMATS = ("png", "svg")
 MAX_TIMELINES = 12  # timeline figures per report; more are listed, not drawn
@@ -131,11 +129,12 @@ def _footer(runs: list[RunData]) -> str:
 
 def _scaling_section(rep: _Report, runs: list[RunData], metric: str) -> None:
     rows, used = _rows_of(runs, _scaling_mask)
-    train_rows, train_used = _rows_of(runs, _train_mask)
+    train_rows, _ = _rows_of(runs, _train_mask)
     if rows.empty and train_rows.empty:
         return
     sec = Section("Data efficiency")
     if not rows.empty:
+        _check_metric(rows, metric)
         curves = figures.learning_curve_table(rows, metric)
         sec.figures.append(rep.figure(figures.plot_learning_curves(curves, metric, _footer(used))))
         sec.notes.append(
@@ -145,6 +144,15 @@ def _scaling_section(rep: _Report, runs: list[RunData], metric: str) -> None:
     both = pd.concat([rows, train_rows], ignore_index=True)
     sec.tables.append(rep.table(tables.study_table(both)))
     rep.sections.append(sec)
+
+
+def _check_metric(rows: pd.DataFrame, metric: str) -> None:
+    if metric not in rows.columns:
+        known = sorted(c for c in rows.columns if c.startswith("map_"))
+        raise TalBenchError(
+            f"--metric {metric!r} is not a column of the data-scaling rows; "
+            f"choose one of {', '.join(known) or 'map_avg_pct'}"
+        )
 
 
 def _fit_model(run: RunData, by_path: dict[Path, RunData]) -> str:
@@ -317,18 +325,12 @@ def _runs_section(rep: _Report, runs: list[RunData]) -> None:
             "machine": [r.label for r in runs],
         }
     )
-    display = data.assign(run_dir=[tables.relative_path(p, Path.cwd()) for p in data["run_dir"]])
-    display = display.assign(rows=data["rows"].astype(str))
-    rep.sections.append(
-        Section(
-            "Runs",
-            tables=[
-                rep.table(
-                    tables.Table("runs", f"Run directories read ({len(runs)})", data, display)
-                )
-            ],
-        )
+    display = data.assign(
+        run_dir=[tables.relative_path(p, Path.cwd()) for p in data["run_dir"]],
+        rows=data["rows"].astype(str),
     )
+    table = tables.Table("runs", f"Run directories read ({len(runs)})", data, display)
+    rep.sections.append(Section("Runs", tables=[rep.table(table)]))
 
 
 def build_report(
@@ -389,8 +391,8 @@ def _write_pages(rep: _Report, runs: list[RunData], failures: int) -> ReportResu
         "threads) and the tal_bench commit.",
     ]
     html_path, md_path = rep.out_dir / "report.html", rep.out_dir / "report.md"
-    html_path.write_text(render_html(title, intro, rep.sections), encoding="utf-8")
-    md_path.write_text(render_markdown(title, intro, rep.sections, rep.out_dir), encoding="utf-8")
+    atomic_write_text(html_path, render_html(title, intro, rep.sections))
+    atomic_write_text(md_path, render_markdown(title, intro, rep.sections, rep.out_dir))
     summary = {
         "figures": [str(p) for p in rep.figure_paths],
         "tables": [str(p) for p in rep.table_paths],

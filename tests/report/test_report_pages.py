@@ -184,11 +184,14 @@ def test_cli_json_summary(runs: dict[str, Path], tmp_path: Path) -> None:
     [
         (["/nonexistent/runs"], "does not exist"),
         (["--format", "pdf"], "unknown figure format"),
+        (["--metric", "map_pct_at_0.55"], "choose one of map_avg_pct, map_pct_at_0.30"),
     ],
 )
-def test_cli_user_errors(args: list[str], message: str, runs: dict[str, Path]) -> None:
-    extra = [] if args[0].startswith("/") else [str(runs["train"])]
-    res = CliRunner().invoke(app, ["report", *extra, *args])
+def test_cli_user_errors(
+    args: list[str], message: str, runs: dict[str, Path], tmp_path: Path
+) -> None:
+    extra = [] if args[0].startswith("/") else [str(runs["actionformer"])]
+    res = CliRunner().invoke(app, ["report", *extra, *args, "--out", str(tmp_path / "o")])
     assert res.exit_code == 2
     assert message in res.output and "Traceback" not in res.output
 
@@ -214,3 +217,15 @@ def test_empty_and_running_runs_still_render(tmp_path: Path) -> None:
     assert out.summary["figures"] == [] and out.summary["failures"] == 0
     assert "has status &#x27;running&#x27;: still running, or killed" in text
     assert np.isclose(out.summary["runs"], 1) and run.path.exists()
+
+
+def test_cli_default_reads_runs_in_cwd(
+    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(runs["train"], tmp_path / "runs" / "train" / "r1")
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["report", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["runs"] == 1 and summary["html"] == "report/report.html"
+    assert (tmp_path / "report" / "tables" / "study_table.csv").is_file()
