@@ -127,11 +127,6 @@ class EtadRunner(Runner):
         super().__init__(model, device)
         self.split, self.note = True, "ETAD split by pipelines.profile_runners.EtadRunner"
 
-    def fvcore_handles(self) -> dict[str, Any]:
-        """fvcore sees ETAD's RoI-align autograd Function as one opaque op; count it as the
-        (K, P, T) x (T, C) weight-matrix product it performs."""
-        return {"prim::PythonOp._RoiAlign1d": _roi_align_weight_product}
-
     @torch.no_grad()
     def dense(self, feats: torch.Tensor, mask: torch.Tensor) -> Any:
         from tal_bench.models.etad_modules import refine_anchors
@@ -231,14 +226,6 @@ def count_items(
             handles = runner.fvcore_handles()
             cross.append(count_macs_fvcore(module, (feats, mask), handles).scaled(times))
     return _merge(primary), (_merge(cross) if use_fvcore else None)
-
-
-def _roi_align_weight_product(inputs: list[Any], outputs: list[Any]) -> int:
-    from fvcore.nn.jit_handles import get_shape
-
-    length = get_shape(inputs[0])[-1]  # feats (B, C, T)
-    k_rois, channels, bins = get_shape(outputs[0])  # (K, C, P)
-    return k_rois * channels * bins * length
 
 
 class _DenseCall(nn.Module):

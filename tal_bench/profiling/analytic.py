@@ -38,8 +38,9 @@ def etad_macs(cfg: Any, input_dim: int, padded_len: int, valid_len: int) -> dict
     """MACs of ETAD's network on one item (all valid proposals, no sampling), per module.
 
     The modules follow ``tal_bench.models.etad_modules`` with ``feature_module="lstm"``. The
-    RoI-align of this implementation is a product of a (K, P, T) interpolation-weight tensor
-    with the (T, R) stage map, hence ``K * P * T * R`` MACs per stage.
+    RoI-align is interpolation (a weighted sum of at most 2G gathered steps per bin, done with
+    ``embedding_bag``), not a matrix product, so it counts zero here as in the counters, which
+    list it among their zero ops.
 
     Args:
         cfg: an ``EtadConfig`` (read: hidden_dim, roi_dim, ext_dim, fc_dim, groups,
@@ -65,8 +66,7 @@ def etad_macs(cfg: Any, input_dim: int, padded_len: int, valid_len: int) -> dict
     k = num_proposals(valid_len, cfg.max_duration)
     side = r * (p // 4)  # start / end context features
     per_proposal = (
-        p * t * r  # RoI-align as a weight-matrix product
-        + linear_macs(r * p, e)  # ext_fc
+        linear_macs(r * p, e)  # ext_fc
         + 3 * mlp_head_macs(e, f, 2)  # iou_fc, cls_se_fc, reg_cw_fc
         + 2 * (linear_macs(side, e) + mlp_head_macs(e, f, 1))  # reg_s_fc, reg_e_fc
     )
