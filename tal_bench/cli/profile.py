@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +12,21 @@ from rich.table import Table
 from tal_bench.cli.app import app, console, emit_json, user_errors
 from tal_bench.errors import TalBenchError
 from tal_bench.pipelines.profile import ProfileOptions, parse_lengths, run_profile
+
+
+class Mode(StrEnum):
+    """What to profile."""
+
+    infer = "infer"
+    train = "train"
+
+
+class Breakdown(StrEnum):
+    """When to write the per-module / per-op time breakdown."""
+
+    auto = "auto"
+    always = "always"
+    never = "never"
 
 
 def _fmt(value: Any, spec: str = ".1f") -> str:
@@ -79,10 +95,12 @@ def profile(
     batch: Annotated[int, typer.Option(help="Videos B per input.")] = 1,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads.")] = None,
-    mode: Annotated[str, typer.Option(help="infer (per length) or train (real run).")] = "infer",
+    mode: Annotated[
+        Mode, typer.Option(help="infer (per length) or train (real run).")
+    ] = Mode.infer,
     interval: Annotated[float, typer.Option(help="Utilisation sampling interval (s).")] = 0.5,
     rounds: Annotated[
-        int | None, typer.Option(help="Fixed timed rounds (default: blocked_autorange).")
+        int | None, typer.Option(help="Fixed timed rounds (default: >= 5 rounds and >= 1 s).")
     ] = None,
     warmup: Annotated[int, typer.Option(help="Warm-up calls after the cold call.")] = 1,
     window_batch: Annotated[
@@ -91,8 +109,8 @@ def profile(
     seed: Annotated[int, typer.Option(help="Seed of the random inputs and weights.")] = 0,
     fvcore: Annotated[bool, typer.Option(help="Cross-check MACs with fvcore.")] = True,
     breakdown: Annotated[
-        str, typer.Option(help="Per-module/op time file: auto (roofline < 50%), always, never.")
-    ] = "auto",
+        Breakdown, typer.Option(help="Per-module/op time file (auto: when roofline < 50%).")
+    ] = Breakdown.auto,
     isolate: Annotated[
         bool, typer.Option(help="Profile each length in a fresh process (clean peak RSS).")
     ] = False,
@@ -117,9 +135,9 @@ def profile(
     grid = [length] if length is not None else parse_lengths(lengths or "30000")
     opts = ProfileOptions(
         model=model, preset=preset, overrides=list(set_ or []), lengths=grid,
-        input_dim=input_dim, batch=batch, device=device, threads=threads, mode=mode,
+        input_dim=input_dim, batch=batch, device=device, threads=threads, mode=mode.value,
         interval_s=interval, rounds=rounds, warmup=warmup, window_batch=window_batch,
-        seed=seed, fvcore=fvcore, breakdown=breakdown, isolate=isolate,
+        seed=seed, fvcore=fvcore, breakdown=breakdown.value, isolate=isolate,
     )  # fmt: skip
 
     def progress(row: dict[str, Any]) -> None:
@@ -132,5 +150,5 @@ def profile(
     if json_:
         emit_json([{**row, "run_dir": result["run_dir"]} for row in result["rows"]])
         return
-    (_print_train if mode == "train" else _print_rows)(result["rows"])
+    (_print_train if mode is Mode.train else _print_rows)(result["rows"])
     console.print(f"run record: {result['run_dir']} (timeline: {result['timeline_file']})")
