@@ -81,12 +81,51 @@ def _outermost(name: str, timed: dict[str, float]) -> bool:
     return not any(".".join(parts[:i]) in timed for i in range(1, len(parts)))
 
 
-def op_times(fn: Callable[[], Any], device: str = "cpu", top: int = 15) -> list[dict[str, Any]]:
-    """Self time per op of one ``fn()`` call under ``torch.profiler``, largest first.
+# Self time of these ops is matrix-product work (what the GEMM roofline measures).
+GEMM_OPS = frozenset(
+    [
+        "mm",
+        "addmm",
+        "bmm",
+        "baddbmm",
+        "matmul",
+        "linear",
+        "convolution",
+        "_convolution",
+        "mkldnn_convolution",
+        "conv1d",
+        "conv2d",
+        "mkldnn_rnn_layer",
+        "_cudnn_rnn",
+        "lstm",
+        "gru",
+        "_scaled_dot_product_flash_attention_for_cpu",
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_efficient_attention",
+    ]
+)
+
+
+def op_category(op: str) -> str:
+    """``gemm`` (matrix products), ``movement`` (copies, views, cat, gather, ...), ``other``
+    (elementwise, reductions, sorting, indexing arithmetic, Python-level functions)."""
+    from tal_bench.profiling.counters import MOVEMENT_OPS
+
+    base = op.split("::", 1)[-1]
+    if base in GEMM_OPS:
+        return "gemm"
+    if base in MOVEMENT_OPS:
+        return "movement"
+    return "other"
+
+
+def op_times(fn: Callable[[], Any], device: str = "cpu", top: int = 15) -> dict[str, Any]:
+    """Self time per op of one ``fn()`` call under ``torch.profiler``.
 
     Returns:
-        Up to ``top`` entries ``{"op", "calls", "self_cpu_ms", "self_device_ms", "share"}``;
-        ``share`` is the op's fraction of the summed self time.
+        ``{"top": [...], "by_category": {...}}``: up to ``top`` entries ``{"op", "calls",
+        "self_cpu_ms", "self_device_ms", "share"}`` (largest self CPU time first; ``share`` of
+        the summed self time) and the shares of :func:`op_category` over all ops.
     """
     activities = [torch.profiler.ProfilerActivity.CPU]
     if torch.device(device).type == "cuda":
@@ -96,6 +135,9 @@ def op_times(fn: Callable[[], Any], device: str = "cpu", top: int = 15) -> list[
         synchronize(device)
     events = prof.key_averages()
     total_us = sum(e.self_cpu_time_total for e in events) or 1.0
+    by_category: dict[str, float] = defaultdict(float)
+    for e in events:
+        by_category[op_category(e.key)] += e.self_cpu_time_total / total_us
     rows = []
     for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]:
         device_us = getattr(e, "self_device_time_total", 0.0)
@@ -108,16 +150,18 @@ def op_times(fn: Callable[[], Any], device: str = "cpu", top: int = 15) -> list[
                 "share": e.self_cpu_time_total / total_us,
             }
         )
-    return rows
+    return {"top": rows, "by_category": dict(by_category)}
 
 
 def summary_line(breakdown: dict[str, Any], n: int = 3) -> str:
-    """``"stages.0 41%, features 22%; ops: aten::mm 35%, ..."`` from a breakdown dict."""
+    """``"gemm 21%, movement 40%, other 39%; modules: ...; ops: aten::copy_ 28%, ..."``."""
     timed = breakdown["modules"]["modules"]
     mods = [
         f"{name} {info['share']:.0%}"
         for name, info in timed.items()
         if _outermost(name, timed) and info["share"] is not None
     ][:n]
-    ops = [f"{o['op']} {o['share']:.0%}" for o in breakdown["ops"][:n]]
-    return f"modules: {', '.join(mods) or '-'}; ops: {', '.join(ops) or '-'}"
+    cats = breakdown["ops"]["by_category"]
+    kinds = ", ".join(f"{k} {cats.get(k, 0.0):.0%}" for k in ("gemm", "movement", "other"))
+    ops = [f"{o['op']} {o['share']:.0%}" for o in breakdown["ops"]["top"][:n]]
+    return f"{kinds}; modules: {', '.join(mods) or '-'}; ops: {', '.join(ops) or '-'}"
