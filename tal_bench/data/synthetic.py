@@ -142,53 +142,59 @@ def _video_classes(n_videos: int, classes: list[str], rng: np.random.Generator) 
     return list(rng.permutation(np.array(classes * reps)))[:n_videos]
 
 
+def _pairs_cricket(primary: str, classes: list[str]) -> bool:
+    return primary in ("CricketBowling", "CricketShot") and {
+        "CricketBowling",
+        "CricketShot",
+    } <= set(classes)
+
+
 def _event_labels(primary: str, classes: list[str], rng: np.random.Generator) -> list[str]:
-    """Labels of one event: cricket deliveries pair bowling+shot; CliffDiving is also Diving."""
-    if primary in ("CricketBowling", "CricketShot") and {"CricketBowling", "CricketShot"} <= set(
-        classes
-    ):
+    """Labels of one event: 80 % of cricket deliveries are a bowling then a shot."""
+    if _pairs_cricket(primary, classes):
         return ["CricketBowling", "CricketShot"] if rng.random() < 0.8 else [primary]
     return [primary]
 
 
-def _sample_video(duration_s: float, primary: str, classes: list[str], rng) -> list[tuple]:
-    """(start_s, end_s, label) of one video's instances, THUMOS-like."""
+def _instance_length_s(label: str, rng: np.random.Generator) -> float:
+    median_s = THUMOS_CLASSES[label][1]
+    return float(np.clip(rng.lognormal(math.log(median_s), LENGTH_LOG_STD), 0.3, 60.0))
+
+
+def _draw_events(duration_s: float, primary: str, classes: list[str], rng) -> list[list[tuple]]:
+    """Per event, its [(label, length_s), ...]; the count follows the class's action share."""
     family = THUMOS_CLASSES[primary][0]
     mates = [c for c in classes if THUMOS_CLASSES[c][0] == family and c != primary]
     second = mates[rng.integers(len(mates))] if mates and rng.random() < SECOND_CLASS_PROB else None
     _, len_s, _, fg_share = THUMOS_CLASSES[primary]
     mean_len = len_s * math.exp(LENGTH_LOG_STD**2 / 2)
-    if len(_event_labels(primary, classes, _rng("probe"))) > 1:
+    if _pairs_cricket(primary, classes):
         mean_len *= 1.8  # cricket deliveries are two instances (80 % of events)
     share = float(np.clip(fg_share * rng.lognormal(0.0, FG_LOG_STD), *FG_RANGE))
     n_events = int(np.clip(round(share * duration_s / mean_len), 1, 250))
-    parts: list[list[tuple[str, float]]] = []  # per event: [(label, length_s), ...]
+    events = []
     for _ in range(n_events):
         label = second if second and rng.random() < 0.25 else primary
-        parts.append(
-            [
-                (
-                    lab,
-                    float(
-                        np.clip(
-                            rng.lognormal(math.log(THUMOS_CLASSES[lab][1]), LENGTH_LOG_STD), 0.3, 60
-                        )
-                    ),
-                )
-                for lab in _event_labels(label, classes, rng)
-            ]
+        events.append(
+            [(lab, _instance_length_s(lab, rng)) for lab in _event_labels(label, classes, rng)]
         )
-    total = sum(length for event in parts for _, length in event)
+    return events
+
+
+def _sample_video(duration_s: float, primary: str, classes: list[str], rng) -> list[tuple]:
+    """(start_s, end_s, label) of one video's instances: events separated by random gaps."""
+    events = _draw_events(duration_s, primary, classes, rng)
+    total = sum(length for event in events for _, length in event)
     squeeze = min(1.0, 0.6 * duration_s / total)  # actions never fill more than 60 %
-    gaps = rng.dirichlet(np.ones(n_events + 1)) * (duration_s - total * squeeze)
+    gaps = rng.dirichlet(np.ones(len(events) + 1)) * (duration_s - total * squeeze)
     out, t = [], float(gaps[0])
-    for i, event in enumerate(parts):
-        if i and rng.random() < OVERLAP_PROB and out:
+    for i, event in enumerate(events):
+        if i and rng.random() < OVERLAP_PROB and out:  # start inside the previous instance
             t = max(0.0, t - (gaps[i] + 0.4 * (out[-1][1] - out[-1][0])))
         for label, length in event:
             end = t + length * squeeze
             out.append((round(t, 1), round(max(end, t + 0.1), 1), label))
-            if label == "CliffDiving" and "Diving" in classes:
+            if label == "CliffDiving" and "Diving" in classes:  # THUMOS labels it twice
                 out.append((out[-1][0], out[-1][1], "Diving"))
             t = end + rng.uniform(0.0, 0.3) * (len(event) > 1)
         t += float(gaps[i + 1])
