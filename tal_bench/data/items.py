@@ -275,7 +275,11 @@ class ResizeItems(_Items):
 
 
 class FullVideoItems(_Items):
-    """Whole videos; in training, ActionFormer's random truncation (module docstring)."""
+    """Whole videos; in training, ActionFormer's random truncation (module docstring).
+
+    Crops are drawn from ``generator`` when an item is read, so a run is repeatable with
+    ``num_workers=0``; DataLoader workers would each hold a copy of the generator.
+    """
 
     def __init__(
         self,
