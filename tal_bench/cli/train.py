@@ -72,8 +72,7 @@ def train(
 ) -> None:
     """Train a detector, evaluate it on the full test subset and write a run record.
 
-    Example: talbench train --model etad --dataset synthetic-thumos14 --preset cpu --fraction 50
-    --seed 0 --json
+    Example: talbench train --model etad --dataset synthetic-thumos14 --fraction 50 --json
     """
     named = {
         "data.dataset": dataset,
