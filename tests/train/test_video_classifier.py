@@ -100,9 +100,10 @@ def test_npy_with_ids_and_missing_class(tmp_path):
         load_class_scores(tmp_path / "none.json", CLASSES, ["q"])
 
 
-def test_pool_video_is_max_then_mean():
+def test_pool_video_is_max_mean_std():
     feats = np.array([[1.0, -2.0], [3.0, 0.0]])  # (T=2, C=2)
-    assert pool_video(feats).tolist() == [3.0, 0.0, 2.0, -1.0]
+    # max (3, 0), mean (2, -1), population std (1, 1)
+    assert pool_video(feats).tolist() == [3.0, 0.0, 2.0, -1.0, 1.0, 1.0]
 
 
 def test_internal_classifier_ranks_the_present_class_first():
