@@ -3,7 +3,9 @@
 Each call is a full ``run_profile`` (fresh GEMM peak, fresh timing rounds, its own run
 directory under ``--out``), with the same model, weights, inputs and thread count. The spread
 of a metric is ``(max - min) / median`` over the calls; the target for the median latency is
-<= 3 %. Runs with one torch thread by default (the machines this was written on are shared).
+<= 3 %. Runs with one torch thread by default (the machines this was written on are shared);
+each call also prints the process's CPU share and the load average, which say whether other
+processes competed for the CPUs (then no timing method reaches 3 %).
 
 Example:
     python experiments/bench_profile_repeatability.py --model etad --length 3000 --rounds 5
@@ -21,7 +23,14 @@ import torch
 from tal_bench.pipelines.profile import ProfileOptions, run_profile
 from tal_bench.profiling.stats import relative_spread
 
-METRICS = ("latency_ms_median", "dense_ms_median", "post_ms_median", "gemm_peak_gmacs")
+METRICS = (
+    "latency_ms_median",
+    "latency_ms_min",
+    "dense_ms_median",
+    "post_ms_median",
+    "gemm_peak_gmacs",
+)
+CONTEXT = ("latency_ms_iqr", "macs", "proc_cpu_mean", "loadavg_1m")
 
 
 def _args() -> argparse.Namespace:
@@ -54,7 +63,8 @@ def main() -> None:
         if row["status"] != "ok":
             raise SystemExit(f"call {i} failed: {row['error']}")
         rows.append(row)
-        print(f"call {i}: " + ", ".join(f"{m}={row[m]}" for m in METRICS if row.get(m)))
+        shown = [f"{m}={row[m]:.6g}" for m in (*METRICS, *CONTEXT) if row.get(m) is not None]
+        print(f"call {i}: " + ", ".join(shown))
     spreads = {
         m: relative_spread([r[m] for r in rows]) for m in METRICS if rows[0].get(m) is not None
     }
@@ -64,7 +74,7 @@ def main() -> None:
         "length": args.length,
         "threads": args.threads,
         "rounds": args.rounds,
-        "calls": [{m: r.get(m) for m in (*METRICS, "latency_ms_iqr", "macs")} for r in rows],
+        "calls": [{m: r.get(m) for m in (*METRICS, *CONTEXT)} for r in rows],
         "spread": spreads,
         "target_met": spreads["latency_ms_median"] <= 0.03,
         "runs": str(parent),
