@@ -493,6 +493,33 @@ def _check_timeout(timeout_s: float | None) -> float | None:
     return timeout_s
 
 
+def check_executor_options(
+    name: str, jobs: int = 1, timeout_s: float | None = None, slurm_cluster: str = "slurm"
+) -> None:
+    """Validate executor options before anything is created (run directory, Ray, jobs).
+
+    Raises:
+        TalBenchError: unknown executor, jobs < 1, timeout <= 0, a timeout with ``inline``,
+            an unknown submitit cluster, or the executor's optional extra is not installed.
+    """
+    import importlib.util
+
+    if name not in EXECUTORS:
+        raise TalBenchError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
+    _check_jobs(jobs)
+    _check_timeout(timeout_s)
+    if name == "inline" and timeout_s is not None:
+        raise TalBenchError("--executor inline cannot enforce --timeout-s; use --executor local")
+    if name == "slurm" and slurm_cluster not in ("slurm", "local"):
+        raise TalBenchError(f"--slurm-cluster must be slurm or local, got {slurm_cluster!r}")
+    module, extra = {"ray": ("ray", "ray"), "slurm": ("submitit", "slurm")}.get(name, ("", ""))
+    if module and (sys.modules.get(module, 0) is None or not importlib.util.find_spec(module)):
+        raise TalBenchError(
+            f"--executor {name} needs {module}, which is not installed; "
+            f'run: pip install "tal-bench[{extra}]"'
+        )
+
+
 def make_executor(
     name: str,
     jobs: int = 1,
@@ -516,18 +543,15 @@ def make_executor(
         slurm_parameters: extra ``AutoExecutor.update_parameters`` keys (``slurm_partition``...).
 
     Raises:
-        TalBenchError: unknown name, bad option, or the executor's extra is not installed.
+        TalBenchError: see :func:`check_executor_options`; ``slurm`` without ``folder``.
     """
+    check_executor_options(name, jobs, timeout_s, slurm_cluster)
     if name == "local":
         return LocalExecutor(jobs, timeout_s)
     if name == "inline":
         return InlineExecutor(timeout_s)
     if name == "ray":
         return RayExecutor(jobs, timeout_s, threads, ray_address)
-    if name == "slurm":
-        if folder is None:
-            raise TalBenchError("--executor slurm needs a run directory for submitit's files")
-        if slurm_cluster not in ("slurm", "local"):
-            raise TalBenchError(f"--slurm-cluster must be slurm or local, got {slurm_cluster!r}")
-        return SubmititExecutor(folder, jobs, timeout_s, threads, slurm_cluster, slurm_parameters)
-    raise TalBenchError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
+    if folder is None:
+        raise TalBenchError("--executor slurm needs a run directory for submitit's files")
+    return SubmititExecutor(folder, jobs, timeout_s, threads, slurm_cluster, slurm_parameters)

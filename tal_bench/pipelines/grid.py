@@ -25,7 +25,13 @@ from typing import Any, Protocol
 
 from tal_bench.config import config_hash, merge, to_dict
 from tal_bench.errors import TalBenchError
-from tal_bench.pipelines.executors import Executor, Outcome, Task, make_executor
+from tal_bench.pipelines.executors import (
+    Executor,
+    Outcome,
+    Task,
+    check_executor_options,
+    make_executor,
+)
 
 # The default grid of ``A..B``: dense at small fractions, where the learning curve bends
 # (the study sampled 1-5 % steps at the low end), sparse where it has flattened.
@@ -477,6 +483,7 @@ def execute_grid(
     """
     from tal_bench.records import create_run
 
+    check_executor_options(opts.executor, opts.jobs, opts.timeout_s, opts.slurm_cluster)
     run = create_run(out, spec.command, spec.config, spec.seeds)
     executor = make_executor(
         opts.executor, opts.jobs, opts.timeout_s, opts.threads, run.path / "submitit",
@@ -496,6 +503,7 @@ def execute_grid(
         **result.counts,
         "complete": sum(1 for r in result.rows if _is_ok_cell(r)),
         "wall_time_s": round(result.wall_time_s, 3),
+        "group_by": list(spec.group_by),
         "groups": aggregate(result.rows, spec.group_by, spec.metrics),
     }
     run.write_json("summary", summary)
