@@ -28,7 +28,7 @@ from tal_bench.pipelines.grid import (
 COMMAND = "data-scaling"
 # Defaults sized for the 15-minute budget of the embedded dataset on 2 cores (see --help).
 DEFAULT_FRACTIONS = "1..100"
-DEFAULT_SLICES = 3
+DEFAULT_SLICES = 2
 AXES = {"fraction_pct": "data.fraction", "slice": "data.slice", "seed": "train.seed"}
 ROW_FIELDS = (
     "video_ids_hash",
