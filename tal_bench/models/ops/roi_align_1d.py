@@ -52,43 +52,9 @@ def roi_align_1d_weights(
     Returns:
         (K, P, T) weights; ``out[k, :, p] = feats[:, :] @ W[k, p]``.
     """
-    rois = rois.detach().to(dtype)
-    k_rois = rois.shape[0]
-    offset = 0.5 if aligned else 0.0
-    start = rois[:, 0] - offset  # (K,)
-    width = (rois[:, 1] - offset) - start  # (K,)
-    if not aligned:
-        width = width.clamp(min=1.0)
-    bin_size = width / output_size  # (K,)
-    if sampling_ratio > 0:
-        grid = torch.full_like(width, float(sampling_ratio))
-    else:
-        grid = torch.ceil(width / output_size)  # (K,) may be <= 0 when aligned
-    g_max = max(int(grid.max().item()), 1) if k_rois > 0 else 1
-    p_idx = torch.arange(output_size, dtype=dtype, device=rois.device)  # (P,)
-    i_idx = torch.arange(g_max, dtype=dtype, device=rois.device) + 0.5  # (G,)
-    # x = start + p * bin + (i + 0.5) * bin / g, in torchvision's operation order.
-    x = (
-        start[:, None, None]
-        + p_idx[None, :, None] * bin_size[:, None, None]
-        + i_idx[None, None, :] * bin_size[:, None, None] / grid.clamp(min=1.0)[:, None, None]
-    )  # (K, P, G)
-    used = i_idx[None, None, :] < grid[:, None, None]  # (K, P, G) samples that exist
-    inside = (x >= -1.0) & (x <= float(length)) & used
-    x = x.clamp(min=0.0)
-    x_low = torch.floor(x).long()
-    at_end = x_low >= length - 1
-    x_low = torch.where(at_end, torch.full_like(x_low, length - 1), x_low)
-    x_high = torch.where(at_end, x_low, x_low + 1)
-    x = torch.where(at_end, x_low.to(dtype), x)
-    lx = x - x_low.to(dtype)
-    count = grid.clamp(min=1.0)[:, None, None]  # (K, 1, 1)
-    w_low = torch.where(inside, (1.0 - lx) / count, torch.zeros_like(lx))  # (K, P, G)
-    w_high = torch.where(inside, lx / count, torch.zeros_like(lx))
-    weights = torch.zeros(k_rois, output_size, length, dtype=dtype, device=rois.device)
-    weights.scatter_add_(2, x_low, w_low)
-    weights.scatter_add_(2, x_high, w_high)
-    return weights  # (K, P, T)
+    index, samples = roi_align_1d_samples(rois, length, output_size, sampling_ratio, aligned, dtype)
+    weights = samples.new_zeros(rois.shape[0], output_size, length)
+    return weights.scatter_add_(2, index, samples)  # (K, P, T)
 
 
 def roi_align_1d_samples(
