@@ -37,7 +37,7 @@ from tal_bench.models.video_classifier import (
     load_class_scores,
 )
 from tal_bench.records import create_run
-from tal_bench.train import fit, save_checkpoint, seed_everything
+from tal_bench.train import FitResult, fit, save_checkpoint, seed_everything
 from tal_bench.types import Detections
 
 # Per-video raw detections in seconds: (segments (N, 2) float64, scores (N,), labels (N,) int64)
@@ -227,6 +227,9 @@ def _evaluate(
 def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> TrainOutcome:
     """Train and evaluate; return the summary together with the model and detections.
 
+    ``peak_mem_mib`` is the peak over training (CUDA: max allocated; CPU: the process's peak
+    RSS), ``eval_time_s`` covers prediction, merging, classification and scoring.
+
     Args:
         cfg: the resolved run config (``resolve_run_config``).
         progress: show progress bars on stderr.
@@ -264,13 +267,10 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
         "device": cfg.train.device,
         "threads": torch.get_num_threads(),
         **_map_columns(result),
-        "train_time_s": fitted.train_time_s,
+        **_fit_columns(fitted),
         "eval_time_s": time.perf_counter() - start,
-        "peak_mem_mib": fitted.peak_mem_mib,
-        "peak_mem_kind": fitted.peak_mem_kind,
         "params": sum(p.numel() for p in model.parameters()),
         "epochs": cfg.train.epochs,
-        "final_loss": fitted.epochs[-1]["loss"] if fitted.epochs else math.nan,
         "num_train_videos": draw.n_drawn,
         "num_train_videos_total": draw.n_total,
         "num_train_items": len(train_items),
@@ -284,6 +284,16 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
     }
     shapes = {"input_dim": input_dim, "num_classes": num_classes}
     return TrainOutcome(summary, dets, fitted.model, fitted.epochs, flags, shapes)
+
+
+def _fit_columns(fitted: FitResult) -> dict[str, Any]:
+    """Training time, peak memory (during training) and the last epoch's loss."""
+    return {
+        "train_time_s": fitted.train_time_s,
+        "peak_mem_mib": fitted.peak_mem_mib,
+        "peak_mem_kind": fitted.peak_mem_kind,
+        "final_loss": fitted.epochs[-1]["loss"] if fitted.epochs else math.nan,
+    }
 
 
 def _map_columns(result: Any) -> dict[str, Any]:
