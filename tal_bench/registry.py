@@ -18,7 +18,7 @@ class Registry(Generic[T]):
         >>> MODELS = Registry("model")
         >>> @MODELS.register("dummy")
         ... def build_dummy(): ...
-        >>> MODELS.get("dumy")  # raises TalBenchError: unknown model 'dumy'; did you mean 'dummy'? ...
+        >>> MODELS.get("dumy")  # TalBenchError: unknown model 'dumy'; did you mean 'dummy'?
     """
 
     def __init__(self, kind: str) -> None:
