@@ -134,12 +134,6 @@ class InlineExecutor:
 
     name = "inline"
 
-    def __init__(self, timeout_s: float | None = None) -> None:
-        if timeout_s is not None:
-            raise TalBenchError(
-                "--executor inline cannot enforce --timeout-s; use --executor local"
-            )
-
     def run(self, tasks: Sequence[Task], on_start: Callable[[str], None]) -> Iterator[Outcome]:
         """Yield ``execute_task(task)`` for each task in order."""
         for task in tasks:
@@ -502,8 +496,6 @@ def check_executor_options(
         TalBenchError: unknown executor, jobs < 1, timeout <= 0, a timeout with ``inline``,
             an unknown submitit cluster, or the executor's optional extra is not installed.
     """
-    import importlib.util
-
     if name not in EXECUTORS:
         raise TalBenchError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
     _check_jobs(jobs)
@@ -512,12 +504,8 @@ def check_executor_options(
         raise TalBenchError("--executor inline cannot enforce --timeout-s; use --executor local")
     if name == "slurm" and slurm_cluster not in ("slurm", "local"):
         raise TalBenchError(f"--slurm-cluster must be slurm or local, got {slurm_cluster!r}")
-    module, extra = {"ray": ("ray", "ray"), "slurm": ("submitit", "slurm")}.get(name, ("", ""))
-    if module and (sys.modules.get(module, 0) is None or not importlib.util.find_spec(module)):
-        raise TalBenchError(
-            f"--executor {name} needs {module}, which is not installed; "
-            f'run: pip install "tal-bench[{extra}]"'
-        )
+    if name in ("ray", "slurm"):
+        _import_optional(*{"ray": ("ray", "ray"), "slurm": ("submitit", "slurm")}[name], name)
 
 
 def make_executor(
@@ -549,7 +537,7 @@ def make_executor(
     if name == "local":
         return LocalExecutor(jobs, timeout_s)
     if name == "inline":
-        return InlineExecutor(timeout_s)
+        return InlineExecutor()
     if name == "ray":
         return RayExecutor(jobs, timeout_s, threads, ray_address)
     if folder is None:

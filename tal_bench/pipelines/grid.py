@@ -33,120 +33,22 @@ from tal_bench.pipelines.executors import (
     make_executor,
 )
 
-# The default grid of ``A..B``: dense at small fractions, where the learning curve bends
-# (the study sampled 1-5 % steps at the low end), sparse where it has flattened.
-DEFAULT_FRACTIONS_PCT = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100)
 # Config paths that change how fast a cell runs but not what it computes: not in run keys.
 VOLATILE_PATHS = ("train.threads", "data.num_workers")
 _NUMBER = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-_FRACTION_HELP = "write A..B (default grid), A..B:STEP, or a list such as 1,5,10,100"
 
 
 # ------------------------------------------------------------------------------------------
-# Axis specs
+# Axis specs (the parsers themselves live in data_scaling.py and sampling_ratio.py)
 # ------------------------------------------------------------------------------------------
 
 
-def _number(text: str, spec: str, what: str, hint: str) -> float:
+def parse_number(text: str, spec: str, what: str, hint: str) -> float:
+    """A plain non-negative decimal (``12``, ``2.5``, ``1e-2``); anything else is a user error."""
     text = text.strip()
     if not _NUMBER.match(text):
         raise TalBenchError(f"bad {what} {spec!r}: {text!r} is not a number; {hint}")
     return float(text)
-
-
-def _check_pct(value: float, spec: str) -> float:
-    if not 1.0 <= value <= 100.0:
-        raise TalBenchError(
-            f"bad --fractions {spec!r}: {value:g} is outside 1-100 (percent of the training "
-            f"videos); {_FRACTION_HELP}"
-        )
-    return value
-
-
-def parse_fractions(spec: str) -> list[float]:
-    """Expand a ``--fractions`` spec into percentages of the training videos.
-
-    * ``A..B``: the default grid ``1,2,3,5,7,10,15,20,30,50,70,100`` restricted to [A, B],
-      plus A and B themselves (``1..100`` -> the 12 default values; ``5..60`` -> 5, 7, 10, 15,
-      20, 30, 50, 60).
-    * ``A..B:S``: the arithmetic range A, A+S, ... up to B (``10..50:20`` -> 10, 30, 50).
-    * ``a,b,c``: exactly these values, in this order.
-
-    Args:
-        spec: the option text.
-
-    Returns:
-        Fractions in percent, each in [1, 100], no duplicates.
-
-    Raises:
-        TalBenchError: empty, malformed, out of 1-100, A > B, STEP <= 0, or duplicates.
-    """
-    text = spec.strip()
-    if not text:
-        raise TalBenchError(f"--fractions is empty; {_FRACTION_HELP}")
-    if ".." in text:
-        values = _parse_range(text, spec)
-    else:
-        items = text.split(",")
-        if any(not item.strip() for item in items):
-            raise TalBenchError(f"bad --fractions {spec!r}: empty list item; {_FRACTION_HELP}")
-        values = [_check_pct(_number(i, spec, "--fractions", _FRACTION_HELP), spec) for i in items]
-    dupes = sorted({v for v in values if values.count(v) > 1})
-    if dupes:
-        shown = ", ".join(f"{v:g}" for v in dupes)
-        raise TalBenchError(f"bad --fractions {spec!r}: {shown} given twice; list each once")
-    return values
-
-
-def _parse_range(text: str, spec: str) -> list[float]:
-    span, _, step_text = text.partition(":")
-    lo_text, sep, hi_text = span.partition("..")
-    if not sep or ".." in hi_text:
-        raise TalBenchError(f"bad --fractions {spec!r}; {_FRACTION_HELP}")
-    lo = _check_pct(_number(lo_text, spec, "--fractions", _FRACTION_HELP), spec)
-    hi = _check_pct(_number(hi_text, spec, "--fractions", _FRACTION_HELP), spec)
-    if lo > hi:
-        raise TalBenchError(f"bad --fractions {spec!r}: {lo:g} > {hi:g}; write the smaller first")
-    if not step_text and ":" not in text:
-        inner = [float(v) for v in DEFAULT_FRACTIONS_PCT if lo <= v <= hi]
-        return sorted({lo, hi, *inner})
-    step = _number(step_text, spec, "--fractions step", _FRACTION_HELP)
-    if step <= 0:
-        raise TalBenchError(f"bad --fractions {spec!r}: the step must be > 0; {_FRACTION_HELP}")
-    count = math.floor((hi - lo) / step + 1e-9) + 1
-    return [round(lo + i * step, 9) for i in range(count)]
-
-
-def parse_ratios(spec: str, option: str = "--ratios") -> list[float]:
-    """Parse a comma list of sampling ratios, each in (0, 1] (``0.06`` = 6 %).
-
-    Raises:
-        TalBenchError: empty, malformed, out of (0, 1] or duplicated values.
-    """
-    hint = "write a comma list of ratios in (0, 1], e.g. 0.01,0.06,1.0"
-    items = spec.split(",")
-    if not spec.strip() or any(not i.strip() for i in items):
-        raise TalBenchError(f"bad {option} {spec!r}: empty value; {hint}")
-    values = [_number(i, spec, option, hint) for i in items]
-    for v in values:
-        if not 0.0 < v <= 1.0:
-            raise TalBenchError(f"bad {option} {spec!r}: {v:g} is outside (0, 1]; {hint}")
-    if len(set(values)) != len(values):
-        raise TalBenchError(f"bad {option} {spec!r}: a value is given twice; list each once")
-    return values
-
-
-def parse_choices(spec: str, allowed: Sequence[str], option: str) -> list[str]:
-    """Parse a comma list of names that must each be in ``allowed`` (no duplicates)."""
-    names = [n.strip() for n in spec.split(",")]
-    if not spec.strip() or any(not n for n in names):
-        raise TalBenchError(f"bad {option} {spec!r}: empty name; choose from {', '.join(allowed)}")
-    for n in names:
-        if n not in allowed:
-            raise TalBenchError(f"bad {option}: unknown {n!r}; choose from {', '.join(allowed)}")
-    if len(set(names)) != len(names):
-        raise TalBenchError(f"bad {option} {spec!r}: a name is given twice; list each once")
-    return names
 
 
 # ------------------------------------------------------------------------------------------

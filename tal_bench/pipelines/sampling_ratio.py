@@ -22,8 +22,7 @@ from tal_bench.pipelines.grid import (
     Reporter,
     build_cells,
     execute_grid,
-    parse_choices,
-    parse_ratios,
+    parse_number,
     pick_fields,
     train_cell,
 )
@@ -45,6 +44,38 @@ ROW_FIELDS = (
     "map_avg_pct",
 )
 METRICS = ["map_avg_pct", "train_time_s", "peak_mem_mib", "step_time_ms"]
+
+
+def parse_ratios(spec: str, option: str = "--ratios") -> list[float]:
+    """Parse a comma list of sampling ratios, each in (0, 1] (``0.06`` = 6 %).
+
+    Raises:
+        TalBenchError: empty, malformed, out of (0, 1] or duplicated values.
+    """
+    hint = "write a comma list of ratios in (0, 1], e.g. 0.01,0.06,1.0"
+    items = spec.split(",")
+    if not spec.strip() or any(not i.strip() for i in items):
+        raise TalBenchError(f"bad {option} {spec!r}: empty value; {hint}")
+    values = [parse_number(i, spec, option, hint) for i in items]
+    for v in values:
+        if not 0.0 < v <= 1.0:
+            raise TalBenchError(f"bad {option} {spec!r}: {v:g} is outside (0, 1]; {hint}")
+    if len(set(values)) != len(values):
+        raise TalBenchError(f"bad {option} {spec!r}: a value is given twice; list each once")
+    return values
+
+
+def parse_choices(spec: str, allowed: Sequence[str], option: str) -> list[str]:
+    """Parse a comma list of names that must each be in ``allowed`` (no duplicates)."""
+    names = [n.strip() for n in spec.split(",")]
+    if not spec.strip() or any(not n for n in names):
+        raise TalBenchError(f"bad {option} {spec!r}: empty name; choose from {', '.join(allowed)}")
+    for n in names:
+        if n not in allowed:
+            raise TalBenchError(f"bad {option}: unknown {n!r}; choose from {', '.join(allowed)}")
+    if len(set(names)) != len(names):
+        raise TalBenchError(f"bad {option} {spec!r}: a name is given twice; list each once")
+    return names
 
 
 def check_kind(kind: str) -> None:

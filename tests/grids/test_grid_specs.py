@@ -8,18 +8,9 @@ import pytest
 
 from tal_bench.config import config_hash
 from tal_bench.errors import TalBenchError
-from tal_bench.pipelines.grid import (
-    DEFAULT_FRACTIONS_PCT,
-    aggregate,
-    drop_paths,
-    parse_choices,
-    parse_fractions,
-    parse_ratios,
-    pick_fields,
-    run_key,
-    step_time_ms,
-)
-from tal_bench.pipelines.sampling_ratio import check_kind
+from tal_bench.pipelines.data_scaling import DEFAULT_FRACTIONS_PCT, parse_fractions
+from tal_bench.pipelines.grid import aggregate, drop_paths, pick_fields, run_key, step_time_ms
+from tal_bench.pipelines.sampling_ratio import check_kind, parse_choices, parse_ratios
 
 
 @pytest.mark.parametrize(
