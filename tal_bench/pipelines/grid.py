@@ -14,12 +14,15 @@ the training videos, t random slices per p, and report mean ± std of the averag
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import re
+import signal
 import statistics
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -393,7 +396,8 @@ def execute_grid(
     )  # fmt: skip
     _log_invocation(run, spec, opts)
     try:
-        result = run_grid(run, spec.cells, executor, spec.pick, cell_fn, opts.threads, reporter)
+        with _sigterm_as_interrupt():
+            result = run_grid(run, spec.cells, executor, spec.pick, cell_fn, opts.threads, reporter)
     except BaseException:
         run.finish("interrupted")
         raise
@@ -411,6 +415,27 @@ def execute_grid(
     run.write_json("summary", summary)
     run.finish("ok" if summary["complete"] == len(spec.cells) else "failed")
     return summary
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (scancel, Slurm time limit, ``timeout``) like Ctrl-C while a grid runs.
+
+    The executors then kill their workers and the run is marked ``interrupted``; the finished
+    cells are already in ``rows.jsonl``, so the same command resumes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _log_invocation(run: Any, spec: GridSpec, opts: ExecOptions) -> None:

@@ -16,7 +16,7 @@ from grid_cellfns import RecordingReporter, invocations, make_cells, marker_cell
 
 from tal_bench.pipelines.executors import LocalExecutor, make_executor
 from tal_bench.pipelines.grid import pick_fields, run_grid
-from tal_bench.records import create_run, load_rows, open_run
+from tal_bench.records import create_run, load_meta, load_rows, open_run
 
 PICK = pick_fields(["map_avg_pct", "train_time_s", "worker_pid", "torch_threads"])
 HERE = Path(__file__).resolve().parent
@@ -104,19 +104,24 @@ DRIVER = textwrap.dedent(
     sys.path.insert(0, {here!r})
     from pathlib import Path
     from grid_cellfns import make_cells, marker_cell
-    from tal_bench.pipelines.executors import LocalExecutor
-    from tal_bench.pipelines.grid import pick_fields, run_grid
-    from tal_bench.records import create_run
+    from tal_bench.pipelines.grid import ExecOptions, GridSpec, execute_grid, pick_fields
 
     if __name__ == "__main__":
         tmp = Path({tmp!r})
-        specs = [{{"name": f"c{{i}}", "value": float(i), "sleep_s": 0.4}} for i in range(3)]
-        run = create_run(tmp / "run", "grid-test", {{"grid": "crash"}}, {{}})
-        pick = pick_fields(["map_avg_pct", "worker_pid"])
-        run_grid(run, make_cells(tmp / "markers", specs), LocalExecutor(jobs=2), pick,
-                 marker_cell, 1)
+        specs = [{{"name": f"c{{i}}", "value": float(i), "sleep_s": {sleep_s}}} for i in range(3)]
+        spec = GridSpec(
+            "grid-test", make_cells(tmp / "markers", specs), {{"grid": "crash"}}, {{}}, {{}},
+            ["group"], ["map_avg_pct"], pick_fields(["map_avg_pct", "worker_pid"]),
+        )
+        execute_grid(spec, ExecOptions("local", jobs=2), str(tmp / "run"), cell_fn=marker_cell)
     """
 )
+
+
+def _driver(tmp_path: Path, sleep_s: float) -> list[str]:
+    (tmp_path / "markers").mkdir(exist_ok=True)
+    script = DRIVER.format(here=str(HERE), tmp=str(tmp_path), sleep_s=sleep_s)
+    return [sys.executable, "-c", script]
 
 
 def _wait_rows(path: Path, n: int, proc: subprocess.Popen, limit_s: float = 90.0) -> None:
@@ -139,9 +144,7 @@ def _gone(pid: int) -> bool:
 
 
 def test_kill_9_mid_grid_then_resume_recomputes_nothing_finished(tmp_path: Path) -> None:
-    (tmp_path / "markers").mkdir()
-    script = DRIVER.format(here=str(HERE), tmp=str(tmp_path))
-    cmd = [sys.executable, "-c", script]
+    cmd = _driver(tmp_path, sleep_s=0.4)
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     rows_path = tmp_path / "run" / "rows.jsonl"
     _wait_rows(rows_path, 1, proc)
@@ -164,3 +167,19 @@ def test_kill_9_mid_grid_then_resume_recomputes_nothing_finished(tmp_path: Path)
         assert invocations(tmp_path / "markers", name) == 1, f"{name} was recomputed"
     frame = load_rows(tmp_path / "run", kind="cell")
     assert len(frame) == 3 and set(frame["status"]) == {"ok"}
+    assert load_meta(tmp_path / "run")["status"] == "ok"
+
+
+def test_sigterm_stops_the_grid_cleanly(tmp_path: Path) -> None:
+    proc = subprocess.Popen(_driver(tmp_path, sleep_s=600), stderr=subprocess.PIPE, text=True)
+    markers = tmp_path / "markers"
+    t0 = time.perf_counter()
+    while len(list(markers.iterdir())) < 2:  # both workers are inside their cells
+        assert time.perf_counter() - t0 < 90 and proc.poll() is None, "workers did not start"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) != 0
+    assert load_meta(tmp_path / "run")["status"] == "interrupted"
+    pids = [int(p.read_text()) for p in markers.iterdir()]
+    time.sleep(0.5)
+    assert all(_gone(pid) for pid in pids), "workers kept running after SIGTERM"
