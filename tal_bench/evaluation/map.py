@@ -121,7 +121,8 @@ def evaluate_detections(
             f"{DEDUP_TOL_S} s); evaluate without --dedup"
         )
     classes = list(dict.fromkeys(table.labels))
-    gt_cls = index_strings(np.asarray(table.labels, dtype=str), classes)  # (G,)
+    lookup = {c: i for i, c in enumerate(classes)}  # a few thousand GT: a dict is quickest
+    gt_cls = np.fromiter((lookup[lab] for lab in table.labels), np.int64, len(table.labels))
     p_vid = index_strings(dets.video_ids, [v.video_id for v in videos])  # (M,) -1: other video
     p_cls = index_strings(dets.labels, classes)  # (M,) -1: label without GT, dropped
     ap = _ap_all_classes(table, gt_cls, dets, p_vid, p_cls, thresholds, len(videos), len(classes))
@@ -151,6 +152,12 @@ def evaluate_detections(
 def index_strings(values: np.ndarray, keys: list[str]) -> np.ndarray:
     """Position of each value in ``keys`` (-1 if absent), for tens of thousands of strings.
 
+    Sorting or hashing strings one by one in Python is slow. Instead every fixed-width string is
+    read as a few 64-bit words of its bytes (one byte per character when all are Latin-1), the
+    words are mixed into one hash, and the hash's top bits pick a slot in a table holding the
+    few keys. Each value is then compared word by word with the key in its slot, so the answer
+    is exact whatever the hash does; keys sharing a slot are resolved by further tables.
+
     Args:
         values: (M,) strings (any array-like; ``<U`` arrays are fastest).
         keys: distinct strings.
@@ -161,37 +168,90 @@ def index_strings(values: np.ndarray, keys: list[str]) -> np.ndarray:
     arr = np.asarray(values)
     if arr.dtype.kind != "U":
         arr = arr.astype(str)
-    if arr.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    uniq, inverse = unique_strings(arr.reshape(-1))
-    lookup = {k: i for i, k in enumerate(keys)}
-    table = np.array([lookup.get(u, -1) for u in uniq.tolist()], dtype=np.int64)
-    return table[inverse]
-
-
-def unique_strings(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct strings of a 1-D ``<U`` array and each element's group, via a 64-bit hash.
-
-    Hashing strings in Python or sorting them is slow; a linear hash of the fixed-width code
-    points plus a hash table over the 64-bit hashes is not. Every string is then compared with
-    its group's representative, so a hash collision is detected and falls back to np.unique.
-
-    Returns:
-        (U,) distinct strings, (M,) int64 index of each element into them.
-    """
+    arr = arr.reshape(-1)
+    out = np.full(arr.size, -1, dtype=np.int64)
     width = arr.dtype.itemsize // 4
-    if width == 0:
-        return arr[:1], np.zeros(arr.size, dtype=np.int64)
-    codes = np.ascontiguousarray(arr).view(np.uint32).reshape(arr.size, width)  # (M, W)
-    mult = np.random.default_rng(width).integers(1, 2**63, size=width, dtype=np.uint64) | 1
-    hashed = np.einsum("ij,j->i", codes, mult)  # (M,) uint64, wraps mod 2**64
-    inverse, uniq_hash = pd.factorize(hashed)
-    rep = np.empty(len(uniq_hash), dtype=np.int64)
-    rep[inverse] = np.arange(arr.size)  # any member represents its group
-    if not np.array_equal(codes[rep[inverse]], codes):  # a hash collision: fall back
-        uniq, inverse = np.unique(arr, return_inverse=True)
-        return uniq, inverse.reshape(-1)
-    return arr[rep], inverse.astype(np.int64, copy=False)
+    if arr.size == 0 or width == 0 or not keys:
+        if width == 0 and "" in keys:  # only empty strings
+            out[:] = keys.index("")
+        return out
+    narrow = int(arr.view(np.uint32).max()) < 256  # Latin-1: one byte per character
+    key_all = np.asarray(keys, dtype=str)
+    key_codes = key_all.view(np.uint32).reshape(len(keys), -1)  # (K, Wk)
+    ok = np.strings.str_len(key_all) <= width  # a longer key equals no value
+    if narrow:
+        ok &= key_codes.max(axis=1, initial=0) < 256
+    fit_idx = np.flatnonzero(ok)
+    if fit_idx.size == 0:
+        return out
+    key_arr = key_all[fit_idx].astype(arr.dtype)
+    v_words = _string_words(arr, narrow)
+    k_words = [np.ascontiguousarray(w) for w in _string_words(key_arr, narrow)]  # few keys
+    mult = np.random.default_rng(len(v_words)).integers(1, 2**63, size=len(v_words))
+    mult = mult.astype(np.uint64) | np.uint64(1)
+    v_hash, k_hash = _mix(v_words, mult), _mix(k_words, mult)
+    todo = np.arange(arr.size)  # values not yet resolved
+    pending = np.arange(fit_idx.size)  # keys not yet placed in a table
+    bits = max(4, int(fit_idx.size).bit_length() + 4)  # 16x more slots than keys
+    for _ in range(8):  # two keys of equal 64-bit hash would share a slot in every table
+        if not (pending.size and todo.size):
+            return out
+        slot_k = k_hash[pending] >> np.uint64(64 - bits)
+        first = pd.unique(slot_k)
+        count = np.bincount(slot_k.astype(np.int64), minlength=2**bits)
+        table = np.full(2**bits, -1, dtype=np.int64)  # -2: slot shared by several keys
+        alone = count[slot_k.astype(np.int64)] == 1
+        table[slot_k[alone].astype(np.int64)] = pending[alone]
+        table[first[count[first.astype(np.int64)] > 1].astype(np.int64)] = -2
+        cand = table[(v_hash >> np.uint64(64 - bits)).astype(np.int64)]  # (len(todo),)
+        safe = np.maximum(cand, 0)
+        same = cand >= 0
+        for vw, kw in zip(v_words, k_words, strict=True):
+            same &= vw == kw[safe]  # whole arrays: gathers on unaligned views are slow
+        out[todo[same]] = fit_idx[cand[same]]
+        shared = cand == -2
+        v_words = [np.ascontiguousarray(vw[shared]) for vw in v_words]
+        v_hash = v_hash[shared]
+        todo, pending = todo[shared], pending[~alone]
+        v_hash = v_hash * mult[0] + np.uint64(0x9E3779B97F4A7C15)  # re-mix for the next table
+        k_hash = k_hash * mult[0] + np.uint64(0x9E3779B97F4A7C15)
+        v_hash, k_hash = v_hash ^ (v_hash >> np.uint64(29)), k_hash ^ (k_hash >> np.uint64(29))
+    lookup = {keys[i]: i for i in fit_idx[pending].tolist()}
+    out[todo] = [lookup.get(v, -1) for v in arr[todo].tolist()]
+    return out
+
+
+def _string_words(arr: np.ndarray, narrow: bool) -> list[np.ndarray]:
+    """The bytes of each string of a 1-D ``<U`` array as (M,) uint64 words (they may overlap).
+
+    ``narrow``: every code point is below 256, so one byte per character is kept. Words are
+    read in place through unaligned strided views; the last one ends at the string's end.
+    """
+    data = arr.view(np.uint32).reshape(arr.size, -1)  # (M, W) code points
+    if narrow:
+        data = data.astype(np.uint8)
+    data = data.view(np.uint8).reshape(arr.size, -1)  # (M, B) bytes
+    n_bytes = data.shape[1]
+    if n_bytes < 8:
+        padded = np.zeros((arr.size, 8), dtype=np.uint8)
+        padded[:, :n_bytes] = data
+        data, n_bytes = padded, 8
+    data = np.ascontiguousarray(data)
+    offsets = list(range(0, n_bytes - 7, 8))
+    if offsets[-1] != n_bytes - 8:
+        offsets.append(n_bytes - 8)
+    return [
+        np.ndarray((arr.size,), dtype=np.uint64, buffer=data, offset=o, strides=(n_bytes,))
+        for o in offsets
+    ]
+
+
+def _mix(words: list[np.ndarray], mult: np.ndarray) -> np.ndarray:
+    """(M,) uint64 hash of the words (wrapping arithmetic)."""
+    out = words[0] * mult[0]
+    for w, m in zip(words[1:], mult[1:], strict=True):
+        out += w * m
+    return out ^ (out >> np.uint64(31))
 
 
 def _gt_table(videos: list[VideoRecord], dedup: bool) -> _GtTable:
