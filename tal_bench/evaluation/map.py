@@ -351,16 +351,44 @@ def _visit_order(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Prediction indices class by class, each class by ``argsort()[::-1]`` of its scores.
 
+    Comparison sorts of tens of thousands of floats are slow here, but NumPy's stable sort of
+    16-bit keys is a radix sort. So the key is (class, descending score quantised to the bits
+    left), sorted in 16-bit digits from the lowest. Quantising is monotone, so where a class's
+    quantised scores differ the order is the exact descending one, which is what
+    ``argsort()[::-1]`` gives for distinct scores; a class with equal quantised scores (a tie,
+    or two close scores) or a non-finite score is redone with the official expression.
+
     Returns:
         order (M',) over the kept predictions, offsets (C + 1,) of each class in ``order``.
     """
-    kept = np.flatnonzero(p_cls >= 0)
-    key = p_cls[kept].astype(np.int16 if num_classes < 2**15 else np.int64)  # int16: radix sort
-    by_cls = kept[np.argsort(key, kind="stable")]  # input order inside a class
-    offsets = np.r_[0, np.cumsum(np.bincount(p_cls[kept], minlength=num_classes))]
-    order = np.empty_like(by_cls)
-    for c in range(num_classes):
-        seg = by_cls[offsets[c] : offsets[c + 1]]
+    kept = p_cls >= 0
+    counts = np.bincount(p_cls[kept], minlength=num_classes)
+    offsets = np.r_[0, np.cumsum(counts)]
+    cls_bits = max(1, int(num_classes).bit_length())  # class num_classes: dropped, sorted last
+    total_bits = 32 if cls_bits <= 16 else 64
+    q_bits = total_bits - cls_bits
+    s = scores + 0.0  # -0.0 -> 0.0: the two are equal for argsort
+    finite = np.isfinite(s)
+    lo, hi = (s[finite].min(), s[finite].max()) if finite.any() else (0.0, 0.0)
+    top = float(2**q_bits - 1)
+    scale = top / (hi - lo) if hi > lo else 0.0
+    with np.errstate(invalid="ignore"):  # inf * 0: those scores are redone below anyway
+        q = np.where(finite, np.minimum((s - lo) * scale, top), top)  # (M,) monotone in score
+    dtype = np.uint32 if total_bits == 32 else np.uint64
+    key = (top - q).astype(dtype) | (
+        np.where(kept, p_cls, num_classes).astype(dtype) << dtype(q_bits)
+    )
+    order = np.arange(len(p_cls))
+    for shift in range(0, total_bits, 16):
+        digit = ((key[order] if shift else key) >> dtype(shift)).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+    order = order[: offsets[-1]]
+    ks = key[order]
+    redo = np.zeros(num_classes + 1, dtype=bool)
+    redo[(ks[1:][ks[1:] == ks[:-1]] >> dtype(q_bits)).astype(np.int64)] = True
+    redo[p_cls[kept & ~finite]] = True
+    for c in np.flatnonzero(redo[:num_classes]):
+        seg = np.sort(order[offsets[c] : offsets[c + 1]])  # input order, as the official code
         order[offsets[c] : offsets[c + 1]] = seg[scores[seg].argsort()[::-1]]
     return order, offsets
 
