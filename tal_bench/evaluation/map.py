@@ -428,8 +428,10 @@ def class_aps(tp: np.ndarray, counts: np.ndarray, npos: np.ndarray) -> np.ndarra
 def segment_suffix_max(values: np.ndarray, segment_end: np.ndarray) -> np.ndarray:
     """Running maximum from the right inside contiguous segments (the precision envelope).
 
-    Log-step doubling: after the round with shift s every element holds the maximum of the
-    next 2s elements of its own segment; max is exact, so no rounding enters.
+    When the segments are of similar length they are laid right-aligned in a padded matrix and
+    one reversed ``maximum.accumulate`` per row does it; otherwise log-step doubling: after the
+    round with shift s every element holds the maximum of the next 2s elements of its own
+    segment. Max is exact either way, so no rounding enters.
 
     Args:
         values: (T,) values, segments stored one after another.
@@ -438,9 +440,18 @@ def segment_suffix_max(values: np.ndarray, segment_end: np.ndarray) -> np.ndarra
     Returns:
         (T,) suffix maxima.
     """
-    out = values.copy()
     index = np.arange(values.size)
     longest = int((segment_end - index).max(initial=0))
+    new_seg = np.r_[True, segment_end[1:] != segment_end[:-1]][: values.size]  # (T,)
+    n_seg = int(new_seg.sum())
+    if n_seg * longest <= 4 * values.size + 4096:  # few, even segments: one padded pass
+        grid = np.full((n_seg, longest), -np.inf)  # (S, L), each segment right-aligned
+        row = np.cumsum(new_seg) - 1
+        col = longest - (segment_end - index)
+        grid[row, col] = values
+        suffix = np.maximum.accumulate(grid[:, ::-1], axis=1)[:, ::-1]
+        return suffix[row, col]
+    out = values.copy()
     shift = 1
     while shift < longest:
         inside = index[:-shift] + shift < segment_end[:-shift]
