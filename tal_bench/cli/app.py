@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from tal_bench.errors import TalBenchError
+from tal_bench.runtime import keep_freed_memory
 
 app = typer.Typer(
     name="talbench",
@@ -57,4 +58,5 @@ def _json_default(obj: Any) -> Any:
 
 def main() -> None:
     """Console-script entry point."""
+    keep_freed_memory()
     app()

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tal_bench.errors import TalBenchError
+from tal_bench.runtime import keep_freed_memory
 
 EXECUTORS = ("local", "ray", "slurm", "inline")
 _POLL_S = 0.5  # how often remote executors are polled for finished cells
@@ -112,6 +113,7 @@ def execute_task(task: Task) -> Outcome:
         ``status="ok"`` with fn's summary dict, or ``"failed"`` with the error line and the
         traceback tail. ``wall_time_s`` is fn's duration.
     """
+    keep_freed_memory()  # Ray / submitit workers do not come through the CLI's main()
     set_worker_threads(task.threads)
     t0 = time.perf_counter()
     try:
