@@ -27,7 +27,7 @@ from tal_bench.models.etad_losses import (
 )
 from tal_bench.models.etad_modules import FeatureModule, PemStage, TemporalEvaluation
 from tal_bench.models.etad_modules import refine_anchors as _refine
-from tal_bench.models.etad_post import postprocess_item
+from tal_bench.models.etad_post import postprocess_items
 from tal_bench.models.ops.dps import STRATEGIES, sample_cells, valid_cells
 from tal_bench.registry import MODELS
 from tal_bench.types import ItemDetections, VideoItem
@@ -97,6 +97,9 @@ class EtadConfig:
         for ok, message in checks:
             if not ok:
                 raise TalBenchError(f"{message} (got {self})")
+
+
+DenseOut = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def stack_feats(items: list[VideoItem], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,11 +250,22 @@ class Etad(nn.Module):
             self.train(was_training)
 
     def _predict(self, items: list[VideoItem]) -> list[ItemDetections]:
-        device = self._device()
-        feats, mask = stack_feats(items, device)
+        feats, mask = stack_feats(items, self._device())
+        return self.postprocess(self.forward_dense(feats, mask), mask)
+
+    def forward_dense(self, feats: torch.Tensor, mask: torch.Tensor) -> DenseOut:
+        """The network over every valid proposal: stage-averaged boxes and scores.
+
+        Args:
+            feats: (B, C_in, T); mask: (B, T) valid steps.
+
+        Returns:
+            ``(boxes (N, 2), scores (N,), tem (B, 2, T), batch_idx (N,))``; the profiler times
+            this and :meth:`postprocess` separately.
+        """
         _, tem, stage_maps = self.dense(feats)
         lengths = mask.sum(dim=1).tolist()
-        anchors, batch_idx = self._anchors(lengths, sample=False, device=device)
+        anchors, batch_idx = self._anchors(lengths, sample=False, device=feats.device)
         boxes, scores = [], []
         for lo in range(0, anchors.shape[0], self.cfg.infer_chunk):
             sl = slice(lo, lo + self.cfg.infer_chunk)
@@ -260,21 +274,16 @@ class Etad(nn.Module):
             iou = torch.stack([iou for _, iou, _ in outs]).mean(0)  # (n, 2)
             boxes.append(refined)
             scores.append(iou[:, 0] * iou[:, 1])
-        boxes_all, scores_all = torch.cat(boxes), torch.cat(scores)  # (N, 2), (N,)
-        dets = []
-        for b, length in enumerate(lengths):
+        return torch.cat(boxes), torch.cat(scores), tem, batch_idx
+
+    def postprocess(self, out: DenseOut, mask: torch.Tensor) -> list[ItemDetections]:
+        """Boundary filter and soft-NMS of every item, the items' NMS loops run side by side."""
+        boxes, scores, tem, batch_idx = out
+        per_item = []
+        for b, length in enumerate(mask.sum(dim=1).tolist()):
             sel = batch_idx == b
-            dets.append(
-                postprocess_item(
-                    boxes_all[sel],
-                    scores_all[sel],
-                    tem[b, 0, :length],
-                    tem[b, 1, :length],
-                    self.cfg.nms_sigma,
-                    self.cfg.nms_max_keep,
-                )
-            )
-        return dets
+            per_item.append((boxes[sel], scores[sel], tem[b, 0, :length], tem[b, 1, :length]))
+        return postprocess_items(per_item, self.cfg.nms_sigma, self.cfg.nms_max_keep)
 
 
 def build(cfg: EtadConfig | None, input_dim: int, num_classes: int) -> Etad:

@@ -191,15 +191,30 @@ class PemStage(nn.Module):
             dim=1,
         )  # (N, 3) extended RoI [s - L/2, e + L/2]
         roi = roi_align_1d(feat, rois, self.roi_size, aligned=self.aligned)  # (N, R, P)
+        # Bin-major (N, P, R): a free view of the op's storage. The FC weights keep the
+        # official channel-major (R, P) input order and are viewed in bin-major order instead,
+        # so no (N, R*P) copy of the RoI features is made (it cost as much as the FCs on CPU).
+        roi_pr = roi.transpose(1, 2).contiguous()  # (N, P, R), no copy from roi_align_1d
         side = self.roi_size // 4
-        start_feat = roi[:, :, :side].flatten(1)  # (N, R*P/4): context before the start
-        end_feat = roi[:, :, -side:].flatten(1)  # (N, R*P/4): context after the end
-        ext_feat = self.ext_fc(roi.flatten(1))  # (N, E)
+        ext_feat = _bin_major_linear(self.ext_fc[0], roi_pr).relu_()  # (N, E)
+        start_feat = _bin_major_linear(self.reg_s_fc[0], roi_pr[:, :side]).relu_()  # (N, E)
+        end_feat = _bin_major_linear(self.reg_e_fc[0], roi_pr[:, -side:]).relu_()  # (N, E)
         iou = torch.sigmoid(self.iou_fc(ext_feat))  # (N, 2)
         se = torch.sigmoid(self.cls_se_fc(ext_feat))  # (N, 2)
         cw = self.reg_cw_fc(ext_feat) / 2.0  # (N, 2)
-        reg = torch.cat([self.reg_s_fc(start_feat), self.reg_e_fc(end_feat), cw, se], dim=1)
+        reg = torch.cat([self.reg_s_fc[2](start_feat), self.reg_e_fc[2](end_feat), cw, se], dim=1)
         return iou, reg  # (N, 2), (N, 6)
+
+
+def _bin_major_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``layer`` applied to ``x`` (N, P, R) as if to its channel-major flattening (N, R*P).
+
+    The result equals ``layer(x.transpose(1, 2).flatten(1))``; the weight (E, R*P) is
+    re-indexed to (E, P*R) (small) instead of the input (large).
+    """
+    n_bins, n_chan = x.shape[1], x.shape[2]
+    weight = layer.weight.view(-1, n_chan, n_bins).transpose(1, 2).reshape(-1, n_bins * n_chan)
+    return nn.functional.linear(x.reshape(x.shape[0], n_bins * n_chan), weight, layer.bias)
 
 
 def refine_anchors(anchors: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:

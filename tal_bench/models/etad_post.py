@@ -10,9 +10,10 @@ steps), with label -1.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from tal_bench.models.ops.soft_nms import soft_nms
+from tal_bench.models.ops.soft_nms import soft_nms_groups
 from tal_bench.types import ItemDetections
 
 
@@ -54,19 +55,50 @@ def postprocess_item(
     Returns:
         ``ItemDetections`` in grid coordinates, sorted by decayed score, labels -1.
     """
+    return postprocess_items([(anchors, scores, startness, endness)], sigma, max_keep)[0]
+
+
+def postprocess_items(
+    items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]],
+    sigma: float,
+    max_keep: int,
+) -> list[ItemDetections]:
+    """:func:`postprocess_item` of many items, their soft-NMS loops vectorised together.
+
+    Args:
+        items: per item ``(anchors, scores, startness, endness)`` as :func:`postprocess_item`.
+
+    Returns:
+        one ``ItemDetections`` per item, each equal to :func:`postprocess_item` of it alone.
+    """
+    filtered = [_boundary_filter(*item) for item in items]  # (N_i, 2) float64, (N_i,)
+    picks = soft_nms_groups(filtered, sigma=sigma, max_keep=max_keep)
+    dets = []
+    for (anchors, _), (order, kept_scores), item in zip(filtered, picks, items, strict=True):
+        length = item[2].shape[0]
+        segs = torch.from_numpy(anchors[order] - 0.5)  # (K, 2) edge -> grid coordinates
+        segs = segs.clamp(min=-0.5, max=length - 0.5)
+        nonempty = segs[:, 1] > segs[:, 0]
+        dets.append(
+            ItemDetections(
+                segments=segs[nonempty].float(),
+                scores=torch.from_numpy(kept_scores)[nonempty].float(),
+                labels=torch.full((int(nonempty.sum()),), -1, dtype=torch.long),
+            )
+        )
+    return dets
+
+
+def _boundary_filter(
+    anchors: torch.Tensor, scores: torch.Tensor, startness: torch.Tensor, endness: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """The proposals whose start and end steps pass :func:`boundary_mask`, as float64 numpy."""
     length = startness.shape[0]
     if length == 0 or anchors.shape[0] == 0:
-        return ItemDetections(torch.zeros(0, 2), torch.zeros(0), torch.zeros(0, dtype=torch.long))
+        return np.zeros((0, 2)), np.zeros(0)
     idx = torch.floor(anchors).long().clamp(0, length - 1)  # (N, 2) official int(s*T)
     keep = boundary_mask(startness, True)[idx[:, 0]] & boundary_mask(endness, False)[idx[:, 1]]
-    anchors, scores = anchors[keep], scores[keep]
-    order, kept_scores = soft_nms(anchors, scores, sigma=sigma, max_keep=max_keep)
-    segs = anchors[order] - 0.5  # (K, 2) edge -> grid coordinates
-    segs = segs.clamp(min=-0.5, max=length - 0.5)
-    nonempty = segs[:, 1] > segs[:, 0]
-    segs, kept_scores = segs[nonempty], kept_scores[nonempty]
-    return ItemDetections(
-        segments=segs.float().cpu(),
-        scores=kept_scores.float().cpu(),
-        labels=torch.full((segs.shape[0],), -1, dtype=torch.long),
+    return (
+        anchors[keep].detach().cpu().double().numpy().reshape(-1, 2),
+        scores[keep].detach().cpu().double().numpy(),
     )

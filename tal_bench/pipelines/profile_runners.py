@@ -3,8 +3,8 @@
 * :func:`make_items` cuts ``[B, C, L]`` features into windows / resized / full items exactly as
   the preset's ``DataConfig`` would (``tal_bench.data.items``).
 * :class:`Runner` times ``predict`` and, when the model has ``forward_dense(feats, mask)`` and
-  ``postprocess(dense_out, mask)``, the two halves separately; :class:`EtadRunner` is the adapter
-  for ETAD, whose ``predict`` has no such split yet.
+  ``postprocess(dense_out, mask)`` (ETAD does), the two halves separately; ``RUNNERS`` holds
+  adapters for detectors without that split.
 * :func:`count_items` counts MACs of all items with both counters.
 """
 
@@ -118,51 +118,8 @@ class Runner:
         return self.model.postprocess(out, mask)
 
 
-class EtadRunner(Runner):
-    """ETAD split into its network (features, TEM, all PEM cascade stages over every valid
-    proposal) and its post-processing (boundary filter + soft-NMS per item), exactly as
-    ``Etad._predict`` runs them (``tests/profiling`` checks the split equals ``predict``)."""
-
-    def __init__(self, model: nn.Module, device: str) -> None:
-        super().__init__(model, device)
-        self.split, self.note = True, "ETAD split by pipelines.profile_runners.EtadRunner"
-
-    @torch.no_grad()
-    def dense(self, feats: torch.Tensor, mask: torch.Tensor) -> Any:
-        from tal_bench.models.etad_modules import refine_anchors
-
-        m = self.model
-        _, tem, stage_maps = m.dense(feats)  # (B, 2, T), [(B, R, T)]
-        lengths = mask.sum(dim=1).tolist()
-        anchors, batch_idx = m._anchors(lengths, sample=False, device=feats.device)
-        boxes, scores = [], []
-        for lo in range(0, anchors.shape[0], m.cfg.infer_chunk):
-            sl = slice(lo, lo + m.cfg.infer_chunk)
-            outs = m.cascade(stage_maps, anchors[sl], batch_idx[sl])
-            boxes.append(torch.stack([refine_anchors(a, r) for a, _, r in outs]).mean(0))
-            iou = torch.stack([i for _, i, _ in outs]).mean(0)  # (n, 2)
-            scores.append(iou[:, 0] * iou[:, 1])
-        return torch.cat(boxes), torch.cat(scores), tem, batch_idx  # (N,2), (N,), ., (N,)
-
-    @torch.no_grad()
-    def post(self, out: Any, mask: torch.Tensor) -> list[ItemDetections]:
-        from tal_bench.models.etad_post import postprocess_item
-
-        boxes, scores, tem, batch_idx = out
-        cfg = self.model.cfg
-        dets = []
-        for b, length in enumerate(mask.sum(dim=1).tolist()):
-            sel = batch_idx == b
-            dets.append(
-                postprocess_item(
-                    boxes[sel], scores[sel], tem[b, 0, :length], tem[b, 1, :length],
-                    cfg.nms_sigma, cfg.nms_max_keep,
-                )
-            )  # fmt: skip
-        return dets
-
-
-RUNNERS: dict[str, type[Runner]] = {"etad": EtadRunner}
+# Adapters for detectors without their own forward_dense/postprocess split (ETAD has it).
+RUNNERS: dict[str, type[Runner]] = {}
 
 
 def make_runner(name: str, model: nn.Module, device: str) -> Runner:

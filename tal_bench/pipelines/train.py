@@ -28,7 +28,7 @@ from tal_bench.data.fractions import sample_fraction
 from tal_bench.errors import TalBenchError
 from tal_bench.evaluation import evaluate_detections, tiou_preset, write_predictions_json
 from tal_bench.models import create_model, get_spec
-from tal_bench.models.ops.soft_nms import soft_nms
+from tal_bench.models.ops.soft_nms import soft_nms_groups
 from tal_bench.models.video_classifier import (
     INTERNAL,
     NONE_CLASS_AWARE,
@@ -97,22 +97,36 @@ def merge_video(parts: list[VideoDets], sigma: float, max_dets: int) -> VideoDet
     Class-agnostic proposals (label -1) form one group; class-aware detections are suppressed
     only within their class.
     """
-    segs = np.concatenate([p[0] for p in parts]).reshape(-1, 2)  # (N, 2)
-    scores = np.concatenate([p[1] for p in parts])  # (N,)
-    labels = np.concatenate([p[2] for p in parts])  # (N,)
-    kept_segs, kept_scores, kept_labels = [], [], []
-    for label in np.unique(labels):
-        sel = np.flatnonzero(labels == label)
-        keep, decayed = soft_nms(
-            torch.from_numpy(segs[sel]), torch.from_numpy(scores[sel]), sigma, max_dets
-        )
-        kept_segs.append(segs[sel][keep.numpy()])
-        kept_scores.append(decayed.double().numpy())
-        kept_labels.append(np.full(len(keep), label, dtype=np.int64))
-    if not kept_segs:
+    return merge_videos({"": parts}, sigma, max_dets)[""]
+
+
+def merge_videos(
+    per_video: dict[str, list[VideoDets]], sigma: float, max_dets: int
+) -> dict[str, VideoDets]:
+    """:func:`merge_video` of every video, all (video, label) soft-NMS loops run side by side."""
+    groups, where = [], []  # soft-NMS inputs; (video, label, candidate segments) of each
+    for vid, parts in per_video.items():
+        segs = np.concatenate([p[0] for p in parts]).reshape(-1, 2)  # (N, 2)
+        scores = np.concatenate([p[1] for p in parts])  # (N,)
+        labels = np.concatenate([p[2] for p in parts])  # (N,)
+        for label in np.unique(labels):
+            sel = np.flatnonzero(labels == label)
+            groups.append((segs[sel], scores[sel]))
+            where.append((vid, int(label), segs[sel]))
+    kept: dict[str, list[VideoDets]] = {vid: [] for vid in per_video}
+    picks = soft_nms_groups(groups, sigma=sigma, max_keep=max_dets)
+    for (vid, label, segs), (keep, decayed) in zip(where, picks, strict=True):
+        kept[vid].append((segs[keep], decayed, np.full(len(keep), label, dtype=np.int64)))
+    return {vid: _top(parts, max_dets) for vid, parts in kept.items()}
+
+
+def _top(parts: list[VideoDets], max_dets: int) -> VideoDets:
+    """The ``max_dets`` highest-scoring detections over a video's label groups."""
+    if not parts:
         return np.zeros((0, 2)), np.zeros(0), np.zeros(0, dtype=np.int64)
-    segs, scores = np.concatenate(kept_segs), np.concatenate(kept_scores)
-    labels = np.concatenate(kept_labels)
+    segs = np.concatenate([p[0] for p in parts]).reshape(-1, 2)
+    scores = np.concatenate([p[1] for p in parts])
+    labels = np.concatenate([p[2] for p in parts])
     top = np.argsort(-scores, kind="stable")[:max_dets]
     return segs[top], scores[top], labels[top]
 
@@ -213,10 +227,9 @@ def _evaluate(
     test_ids = ds.video_ids(test_subset)
     items = build_items(ds, cfg.data, test_subset, test_ids, train=False)
     per_video = predict_videos(model, items, cfg.train.batch_size, cfg.data.num_workers)
-    merged = {
-        vid: merge_video(parts, cfg.eval.nms_sigma, cfg.eval.max_dets_per_video)
-        for vid, parts in sorted(per_video.items())
-    }
+    merged = merge_videos(
+        dict(sorted(per_video.items())), cfg.eval.nms_sigma, cfg.eval.max_dets_per_video
+    )
     dets, used = classify(cfg, ds, to_detections(merged, ds.classes), draw_ids, test_ids)
     result = evaluate_detections(
         ds.annotations, test_subset, dets, tiou_preset(cfg.eval.tiou), dedup=cfg.eval.dedup
