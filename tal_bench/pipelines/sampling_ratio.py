@@ -103,6 +103,9 @@ def build_sampling_ratio(
 ) -> GridSpec:
     """Build the (seed, strategy, ratio) grid, seed-major (one full sweep per seed first).
 
+    Ratio 1.0 (no sampling) gets one cell per seed, under the first strategy: every strategy
+    would train on exactly the same proposals.
+
     Args:
         model: registered model with ``dps_ratio`` / ``dps_strategy`` config fields.
         kind: ``dps`` (``egs`` raises: not implemented).
@@ -124,11 +127,15 @@ def build_sampling_ratio(
     )
     if seeds < 1:
         raise TalBenchError(f"--seeds must be >= 1, got {seeds}")
+    # Ratio 1 samples every proposal whatever the strategy, so its cells would be identical
+    # runs (and the costliest of the grid): only the first strategy trains it, and the report
+    # shares that point with the others (plots.figures.sampling_ratio_table).
     variants = [
         ({"dps_ratio": float(r), "dps_strategy": s, "seed": sd}, f"{s} {r:g} seed {sd}")
         for sd in range(seed, seed + seeds)
         for s in strats
         for r in rs
+        if r < 1.0 or s == strats[0]
     ]
     overrides = base_overrides(dataset, sets)
     cells, base = build_cells(model, preset, overrides, variants, AXES, threads)

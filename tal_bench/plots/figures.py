@@ -113,6 +113,26 @@ def plot_learning_curves(curves: pd.DataFrame, metric: str, footer: str) -> Plot
     return Plot("learning_curves", "Learning curves: mAP against training data", fig, curves)
 
 
+def _share_full_ratio(cells: pd.DataFrame) -> pd.DataFrame:
+    """Give every strategy without a ratio-1.0 cell the model's ratio-1.0 cells.
+
+    At ratio 1 no proposal is sampled, so the strategies coincide and ``talbench
+    sampling-ratio`` trains that point once (under the first strategy).
+    """
+    full = cells[cells["dps_ratio"].astype(float) >= 1.0]
+    extra = []
+    for model, grp in cells.groupby("model", sort=False):
+        src = full[full["model"] == model]
+        if src.empty:
+            continue
+        src = src[src["dps_strategy"] == src["dps_strategy"].iloc[0]]
+        have = set(full.loc[full["model"] == model, "dps_strategy"])
+        for strategy in grp["dps_strategy"].unique():
+            if strategy not in have:
+                extra.append(src.assign(dps_strategy=strategy))
+    return pd.concat([cells, *extra], ignore_index=True) if extra else cells
+
+
 def sampling_ratio_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per model, DPS strategy and ratio: mean/std of mAP, train time, memory and step time.
 
@@ -132,6 +152,7 @@ def sampling_ratio_table(rows: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     cells = cells.assign(dps_strategy=cells.get("dps_strategy", "random")).copy()
     cells["dps_strategy"] = cells["dps_strategy"].fillna("random")
+    cells = _share_full_ratio(cells)
     records = []
     for key, grp in cells.groupby(keys, sort=True):
         rec: dict[str, Any] = dict(zip(keys, key, strict=True))

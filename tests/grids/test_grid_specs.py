@@ -10,7 +10,12 @@ from tal_bench.config import config_hash
 from tal_bench.errors import TalBenchError
 from tal_bench.pipelines.data_scaling import DEFAULT_FRACTIONS_PCT, parse_fractions
 from tal_bench.pipelines.grid import aggregate, drop_paths, pick_fields, run_key, step_time_ms
-from tal_bench.pipelines.sampling_ratio import check_kind, parse_choices, parse_ratios
+from tal_bench.pipelines.sampling_ratio import (
+    build_sampling_ratio,
+    check_kind,
+    parse_choices,
+    parse_ratios,
+)
 
 
 @pytest.mark.parametrize(
@@ -148,3 +153,14 @@ def test_step_time_counts_the_last_partial_batch() -> None:
     summary = {"epochs": 3, "num_train_items": 20, "train_time_s": 1.8}
     assert step_time_ms(summary, 8) == pytest.approx(200.0)
     assert step_time_ms({"epochs": 3}, 8) is None
+
+
+def test_full_ratio_is_trained_once_per_seed() -> None:
+    # Ratio 1 samples every proposal whatever the strategy: 3 strategies x 1 ratio + 1 full cell
+    # per seed, the full cell under the first strategy listed.
+    spec = build_sampling_ratio(ratios="0.06,1.0", strategies="grid,random,block", seeds=2)
+    got = [(c.params["seed"], c.params["dps_strategy"], c.params["dps_ratio"]) for c in spec.cells]
+    assert got == [
+        (0, "grid", 0.06), (0, "grid", 1.0), (0, "random", 0.06), (0, "block", 0.06),
+        (1, "grid", 0.06), (1, "grid", 1.0), (1, "random", 0.06), (1, "block", 0.06),
+    ]  # fmt: skip

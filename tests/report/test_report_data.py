@@ -252,3 +252,27 @@ def test_lone_fits_json_is_found_and_named_by_its_input(
         assert np.isnan(proj.loc[fam, "lo"])  # no bootstrap -> no interval drawn
     footer = " ".join(t.get_text() for t in out.plots["fits_actionformer"].figure.texts)
     assert "AMD EPYC 7763" in footer  # the machine of the input run
+
+
+def test_full_ratio_cell_is_shared_by_strategies_without_one() -> None:
+    # talbench sampling-ratio trains ratio 1 once (under the first strategy): the other
+    # strategies' curves end at that same point; a strategy with its own ratio-1 cells keeps them.
+    def cell(strategy: str, ratio: float, m: float) -> dict:
+        return {"kind": "cell", "status": "ok", "model": "etad", "dps_strategy": strategy,
+                "dps_ratio": ratio, "map_avg_pct": m, "map_pct_at_0.50": m,
+                "train_time_s": 10 * m, "peak_mem_mib": m, "step_time_ms": m}  # fmt: skip
+
+    rows = pd.DataFrame(
+        [
+            cell("random", 0.06, 30.0),
+            cell("random", 1.0, 32.0),
+            cell("grid", 0.06, 29.0),
+            cell("block", 0.06, 25.0),
+            cell("block", 1.0, 40.0),
+        ]  # fmt: skip
+    )
+    table = figures.sampling_ratio_table(rows).set_index(["dps_strategy", "dps_ratio"])
+    assert table.loc[("grid", 1.0), "map_avg_pct_mean"] == 32.0
+    assert table.loc[("grid", 1.0), "train_time_s_mean"] == 320.0
+    assert table.loc[("block", 1.0), "map_avg_pct_mean"] == 40.0  # its own cell, not shared
+    assert table.loc[("random", 1.0), "n_rows"] == 1 and len(table) == 6
