@@ -22,6 +22,7 @@ import torch
 
 from tal_bench.pipelines.profile import ProfileOptions, run_profile
 from tal_bench.profiling.stats import relative_spread
+from tal_bench.runtime import keep_freed_memory
 
 METRICS = (
     "latency_ms_median",
@@ -50,6 +51,7 @@ def _args() -> argparse.Namespace:
 
 def main() -> None:
     args = _args()
+    keep_freed_memory()  # as every talbench process does (tal_bench.runtime)
     torch.set_num_threads(args.threads)
     parent = args.out or Path(tempfile.mkdtemp(prefix="profile-repeat-"))
     rows = []
