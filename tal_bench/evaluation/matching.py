@@ -74,24 +74,58 @@ def greedy_match(
     pairs = _block_pairs(pred_block, pred_start_s, pred_end_s, gt_block, gt_start_s, gt_end_s)
     if pairs is None:
         return tp
-    blocks = (pred_start_s, pred_end_s, gt_start_s, gt_end_s)
-    cand_slot, cand_tiou, contender = _candidates(
-        pairs, float(thresholds.min()), len(gt_block), blocks
-    )
-    if contender.size == 0:
+    num_gt = len(gt_block)
+    is_cand = ~(pairs.tiou < thresholds.min())  # (P,) NaN counts as a candidate
+    cp = np.flatnonzero(is_cand)  # candidate pairs, grouped by prediction in visit order
+    if cp.size == 0:
         return tp
-    # A contender sharing no candidate with any other one simply takes its best candidate.
-    real = cand_slot < len(gt_block)
-    uses = np.bincount(cand_slot[real], minlength=len(gt_block) + 1)  # (G + 1,)
-    alone = ~((uses[cand_slot] > 1) & real).any(axis=1)  # (N,)
-    thr = thresholds[:, None]  # (K, 1)
-    tp[:, contender[alone]] = ~(cand_tiou[alone, 0][None, :] < thr)
-    shared = np.flatnonzero(~alone)
-    if shared.size:
-        slots, tious = cand_slot[shared], cand_tiou[shared]
-        rank = _rank_in_component(slots, len(gt_block))
-        tp[:, contender[shared]] = _assign(slots, tious, rank, thresholds, len(gt_block))
+    ncand = np.bincount(pairs.owner[cp], minlength=pairs.pred.size)  # (H,)
+    c_owner, c_slot = pairs.owner[cp], pairs.gt_slot[cp]
+    single = ncand[c_owner] == 1  # (Q,)
+    # A GT whose contenders all have it as their only candidate forms a component of its own:
+    # at each threshold its first contender in visit order that reaches the threshold takes it.
+    tangled = np.zeros(num_gt + 1, dtype=bool)
+    tangled[c_slot[~single]] = True
+    simple = single & ~tangled[c_slot]
+    if simple.any():
+        _first_reaching(
+            tp, pairs.pred[c_owner[simple]], c_slot[simple], pairs.tiou[cp[simple]], thresholds
+        )
+    if simple.all():
+        return tp
+    general = np.zeros(pairs.pred.size, dtype=bool)  # (H,) predictions left to the rounds
+    general[c_owner[~simple]] = True
+    blocks = (pred_start_s, pred_end_s, gt_start_s, gt_end_s)
+    cand_slot, cand_tiou, contender = _candidates(pairs, is_cand, general, num_gt, blocks)
+    rank = _rank_in_component(cand_slot, num_gt)
+    tp[:, contender] = _assign(cand_slot, cand_tiou, rank, thresholds, num_gt)
     return tp
+
+
+def _first_reaching(
+    tp: np.ndarray,
+    pred: np.ndarray,
+    slot: np.ndarray,
+    tiou: np.ndarray,
+    thresholds: np.ndarray,
+) -> None:
+    """Mark, per GT and threshold, the first prediction (visit order) not below the threshold.
+
+    Args:
+        tp: (K, M) written in place.
+        pred: (S,) predictions, ascending (visit order), each with this single candidate.
+        slot: (S,) their GT.
+        tiou: (S,) their tIoU with it.
+        thresholds: (K,).
+    """
+    by_gt = np.argsort(slot, kind="stable")  # visit order kept inside each GT
+    pred, slot, tiou = pred[by_gt], slot[by_gt], tiou[by_gt]
+    head = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])  # (U,) first pair of each GT
+    reach = ~(tiou[None, :] < thresholds[:, None])  # (K, S)
+    pos = np.where(reach, np.arange(slot.size), slot.size)  # (K, S)
+    first = np.minimum.reduceat(pos, head, axis=1)  # (K, U) first reaching pair, S: none
+    t_idx, u_idx = np.nonzero(first < slot.size)
+    tp[t_idx, pred[first[t_idx, u_idx]]] = True
 
 
 def _block_pairs(
@@ -181,18 +215,27 @@ def _near_pairs(
 
 
 def _candidates(
-    pairs: _Pairs, thr_min: float, num_gt: int, blocks: tuple[np.ndarray, ...]
+    pairs: _Pairs,
+    is_cand: np.ndarray,
+    keep: np.ndarray,
+    num_gt: int,
+    blocks: tuple[np.ndarray, ...],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Candidate GTs of each contender in official visit order, padded with slot ``num_gt``.
+    """Candidate GTs of the kept contenders in official visit order, padded with slot ``num_gt``.
+
+    Args:
+        pairs: all pairs.
+        is_cand: (P,) pairs not below the lowest threshold (or NaN).
+        keep: (H,) predictions to return (each with at least one candidate).
+        num_gt: GT count (the padding slot).
+        blocks: (pred starts, pred ends, GT starts, GT ends), for re-ordering tied rows.
 
     Returns:
         cand_slot (N, c) int64, cand_tiou (N, c) float64 (-inf padding), contender (N,) indices.
     """
-    is_cand = ~(pairs.tiou < thr_min)  # (P,) NaN counts as a candidate
-    ncand = np.add.reduceat(is_cand.astype(np.int64), pairs.first)  # (H,)
+    is_cand = is_cand & keep[pairs.owner]
+    ncand = np.bincount(pairs.owner[is_cand], minlength=pairs.pred.size)  # (H,)
     has = np.flatnonzero(ncand)
-    if has.size == 0:
-        return np.zeros((0, 1), np.int64), np.zeros((0, 1)), np.zeros(0, np.int64)
     cp = np.flatnonzero(is_cand)  # candidate pairs, grouped by owner
     value = pairs.tiou[cp]
     order = np.lexsort((np.where(np.isnan(value), -np.inf, -value), pairs.owner[cp]))
