@@ -153,10 +153,10 @@ def index_strings(values: np.ndarray, keys: list[str]) -> np.ndarray:
     """Position of each value in ``keys`` (-1 if absent), for tens of thousands of strings.
 
     Sorting or hashing strings one by one in Python is slow. Instead every fixed-width string is
-    read as a few 64-bit words of its bytes (one byte per character when all are Latin-1), the
-    words are mixed into one hash, and the hash's top bits pick a slot in a table holding the
-    few keys. Each value is then compared word by word with the key in its slot, so the answer
-    is exact whatever the hash does; keys sharing a slot are resolved by further tables.
+    read as a few 64-bit words of its bytes (one byte per character when all are Latin-1); a
+    hash of one word in which the keys all differ (else of all words) picks a slot in a table
+    where no two keys collide, and each value is compared word by word with the key in its
+    slot, so the answer is exact whatever the hash does.
 
     Args:
         values: (M,) strings (any array-like; ``<U`` arrays are fastest).
@@ -177,47 +177,30 @@ def index_strings(values: np.ndarray, keys: list[str]) -> np.ndarray:
         return out
     narrow = int(arr.view(np.uint32).max()) < 256  # Latin-1: one byte per character
     key_all = np.asarray(keys, dtype=str)
-    key_codes = key_all.view(np.uint32).reshape(len(keys), -1)  # (K, Wk)
     ok = np.strings.str_len(key_all) <= width  # a longer key equals no value
     if narrow:
-        ok &= key_codes.max(axis=1, initial=0) < 256
+        ok &= key_all.view(np.uint32).reshape(len(keys), -1).max(axis=1, initial=0) < 256
     fit_idx = np.flatnonzero(ok)
     if fit_idx.size == 0:
         return out
-    key_arr = key_all[fit_idx].astype(arr.dtype)
-    v_words = _string_words(arr, narrow)
-    k_words = [np.ascontiguousarray(w) for w in _string_words(key_arr, narrow)]  # few keys
-    mult = np.random.default_rng(len(v_words)).integers(1, 2**63, size=len(v_words))
-    mult = mult.astype(np.uint64) | np.uint64(1)
-    v_hash, k_hash = _mix(v_words, mult), _mix(k_words, mult)
-    todo = np.arange(arr.size)  # values not yet resolved
-    pending = np.arange(fit_idx.size)  # keys not yet placed in a table
-    bits = max(4, int(fit_idx.size).bit_length() + 4)  # 16x more slots than keys
-    for _ in range(8):  # two keys of equal 64-bit hash would share a slot in every table
-        if not (pending.size and todo.size):
-            return out
-        slot_k = k_hash[pending] >> np.uint64(64 - bits)
-        first = pd.unique(slot_k)
-        count = np.bincount(slot_k.astype(np.int64), minlength=2**bits)
-        table = np.full(2**bits, -1, dtype=np.int64)  # -2: slot shared by several keys
-        alone = count[slot_k.astype(np.int64)] == 1
-        table[slot_k[alone].astype(np.int64)] = pending[alone]
-        table[first[count[first.astype(np.int64)] > 1].astype(np.int64)] = -2
-        cand = table[(v_hash >> np.uint64(64 - bits)).astype(np.int64)]  # (len(todo),)
-        safe = np.maximum(cand, 0)
-        same = cand >= 0
-        for vw, kw in zip(v_words, k_words, strict=True):
-            same &= vw == kw[safe]  # whole arrays: gathers on unaligned views are slow
-        out[todo[same]] = fit_idx[cand[same]]
-        shared = cand == -2
-        v_words = [np.ascontiguousarray(vw[shared]) for vw in v_words]
-        v_hash = v_hash[shared]
-        todo, pending = todo[shared], pending[~alone]
-        v_hash = v_hash * mult[0] + np.uint64(0x9E3779B97F4A7C15)  # re-mix for the next table
-        k_hash = k_hash * mult[0] + np.uint64(0x9E3779B97F4A7C15)
-        v_hash, k_hash = v_hash ^ (v_hash >> np.uint64(29)), k_hash ^ (k_hash >> np.uint64(29))
-    lookup = {keys[i]: i for i in fit_idx[pending].tolist()}
-    out[todo] = [lookup.get(v, -1) for v in arr[todo].tolist()]
+    v_words = _string_words(arr, narrow)  # N x (M,)
+    k_words = _string_words(key_all[fit_idx].astype(arr.dtype), narrow)  # N x (K,)
+    k_words = [np.ascontiguousarray(w) for w in k_words]
+    # Hash only a word that already tells the keys apart, if there is one (ids tend to differ
+    # at their end, so the last words are tried first).
+    cols = list(range(len(k_words)))
+    for j in cols[::-1]:
+        if np.unique(k_words[j]).size == fit_idx.size:
+            cols = [j]
+            break
+    cand = _slot_lookup([v_words[j] for j in cols], [k_words[j] for j in cols])  # (M,)
+    if cand is None:  # two keys with one 64-bit hash: compare whole strings
+        lookup = {keys[i]: i for i in fit_idx.tolist()}
+        return np.fromiter((lookup.get(v, -1) for v in arr.tolist()), np.int64, arr.size)
+    same = v_words[0] == k_words[0][cand]
+    for vw, kw in zip(v_words[1:], k_words[1:], strict=True):
+        same &= vw == kw[cand]
+    out[same] = fit_idx[cand[same]]
     return out
 
 
@@ -244,6 +227,34 @@ def _string_words(arr: np.ndarray, narrow: bool) -> list[np.ndarray]:
         np.ndarray((arr.size,), dtype=np.uint64, buffer=data, offset=o, strides=(n_bytes,))
         for o in offsets
     ]
+
+
+def _slot_lookup(v_cols: list[np.ndarray], k_cols: list[np.ndarray]) -> np.ndarray:
+    """Key row whose hash slot each value falls in (any key where the slot is empty).
+
+    The keys are distinct on ``k_cols`` as a whole; multipliers are tried until no two keys share
+    a slot (about K^2 slots make that likely), else the sorted key hashes are searched.
+
+    Returns:
+        (M,) int64 key rows, to be checked by the caller; None if two keys hash alike.
+    """
+    n_keys = k_cols[0].size
+    bits = min(24, max(8, 2 * int(n_keys).bit_length() + 1))
+    rng = np.random.default_rng(n_keys)
+    mult = rng.integers(1, 2**63, size=len(k_cols)).astype(np.uint64) | np.uint64(1)
+    v_hash, k_hash = _mix(v_cols, mult), _mix(k_cols, mult)
+    if np.unique(k_hash).size < n_keys:  # one column is hashed one-to-one; several may collide
+        return None
+    shift = np.uint64(64 - bits)
+    for seed in rng.integers(1, 2**63, size=8).astype(np.uint64) | np.uint64(1):
+        k_slot = ((k_hash * seed) >> shift).astype(np.int64)
+        if np.unique(k_slot).size == n_keys:
+            table = np.zeros(2**bits, dtype=np.int64)
+            table[k_slot] = np.arange(n_keys)
+            return table[((v_hash * seed) >> shift).astype(np.int64)]
+    order = np.argsort(k_hash)
+    pos = np.searchsorted(k_hash[order], v_hash).clip(0, n_keys - 1)
+    return order[pos]
 
 
 def _mix(words: list[np.ndarray], mult: np.ndarray) -> np.ndarray:
