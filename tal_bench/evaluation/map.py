@@ -344,7 +344,7 @@ def _ap_all_classes(
     g_order = np.argsort(gt_block, kind="stable")  # file order kept inside a block
     o_vid, o_cls = p_vid[order], p_cls[order]
     pred_block = np.where(o_vid >= 0, o_cls * num_videos + o_vid, -1)  # (M',)
-    tp = greedy_match(
+    contender, tp = greedy_match(
         pred_block,
         np.asarray(dets.t_start_s, dtype=np.float64)[order],
         np.asarray(dets.t_end_s, dtype=np.float64)[order],
@@ -352,9 +352,9 @@ def _ap_all_classes(
         table.start_s[g_order],
         table.end_s[g_order],
         thresholds,
-    )  # (K, M')
+    )  # (N,), (K, N)
     npos = np.bincount(gt_cls, minlength=num_classes)  # (C,)
-    return class_aps(tp, np.diff(offsets), npos)
+    return class_aps(contender, tp, np.diff(offsets), npos)
 
 
 def _visit_order(
@@ -404,7 +404,9 @@ def _visit_order(
     return order, offsets
 
 
-def class_aps(tp: np.ndarray, counts: np.ndarray, npos: np.ndarray) -> np.ndarray:
+def class_aps(
+    contender: np.ndarray, tp: np.ndarray, counts: np.ndarray, npos: np.ndarray
+) -> np.ndarray:
     """All-point interpolated AP of every class at every threshold, from the TP positions only.
 
     Recall changes exactly at the true positives, and the precision envelope at a true positive
@@ -414,7 +416,9 @@ def class_aps(tp: np.ndarray, counts: np.ndarray, npos: np.ndarray) -> np.ndarra
     (precision = TP count / predictions seen, recall = TP count / npos).
 
     Args:
-        tp: (K, M) bool true positives, classes one after another, each in visit order.
+        contender: (N,) ascending positions, among the M predictions (classes one after
+            another, each in visit order), of those that may be true positives.
+        tp: (K, N) bool true positives among them.
         counts: (C,) predictions per class (they sum to M).
         npos: (C,) GT instances per class.
 
@@ -423,7 +427,8 @@ def class_aps(tp: np.ndarray, counts: np.ndarray, npos: np.ndarray) -> np.ndarra
     """
     k, n_cls = tp.shape[0], len(counts)
     offsets = np.r_[0, np.cumsum(counts)]
-    t_idx, m_idx = np.nonzero(tp)  # row-major: by threshold, then class, then visit order
+    t_idx, n_idx = np.nonzero(tp)  # row-major: by threshold, then class, then visit order
+    m_idx = contender[n_idx]
     cls = np.repeat(np.arange(n_cls), counts)[m_idx]
     group = t_idx * n_cls + cls  # (T,) ascending
     n_grp = np.bincount(group, minlength=k * n_cls)  # (K * C,)

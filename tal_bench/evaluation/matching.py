@@ -51,7 +51,7 @@ def greedy_match(
     gt_start_s: np.ndarray,
     gt_end_s: np.ndarray,
     thresholds: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """True positives of every prediction at every threshold.
 
     A *block* is one (class, video) pair; predictions and GT only meet inside their block.
@@ -67,19 +67,24 @@ def greedy_match(
         thresholds: (K,) tIoU thresholds.
 
     Returns:
-        (K, M) bool: True where the prediction is a true positive (else a false positive).
+        contender (N,) ascending indices of the predictions that have a candidate GT, and
+        (K, N) bool: True where such a prediction is a true positive. Every other prediction
+        is a false positive at every threshold (returned sparse, as most are).
     """
     thresholds = np.asarray(thresholds, dtype=np.float64)
-    tp = np.zeros((len(thresholds), len(pred_block)), dtype=bool)  # (K, M)
+    none = np.zeros(0, np.int64), np.zeros((len(thresholds), 0), dtype=bool)
     pairs = _block_pairs(pred_block, pred_start_s, pred_end_s, gt_block, gt_start_s, gt_end_s)
     if pairs is None:
-        return tp
+        return none
     num_gt = len(gt_block)
     is_cand = ~(pairs.tiou < thresholds.min())  # (P,) NaN counts as a candidate
     cp = np.flatnonzero(is_cand)  # candidate pairs, grouped by prediction in visit order
     if cp.size == 0:
-        return tp
+        return none
     ncand = np.bincount(pairs.owner[cp], minlength=pairs.pred.size)  # (H,)
+    column = np.cumsum(ncand > 0) - 1  # (H,) column of each prediction in the result
+    contender = pairs.pred[ncand > 0]  # (N,)
+    tp = np.zeros((len(thresholds), contender.size), dtype=bool)  # (K, N)
     c_owner, c_slot = pairs.owner[cp], pairs.gt_slot[cp]
     single = ncand[c_owner] == 1  # (Q,)
     # A GT whose contenders all have it as their only candidate forms a component of its own:
@@ -88,18 +93,17 @@ def greedy_match(
     tangled[c_slot[~single]] = True
     simple = single & ~tangled[c_slot]
     if simple.any():
-        _first_reaching(
-            tp, pairs.pred[c_owner[simple]], c_slot[simple], pairs.tiou[cp[simple]], thresholds
-        )
+        col, slot, tiou = column[c_owner[simple]], c_slot[simple], pairs.tiou[cp[simple]]
+        _first_reaching(tp, col, slot, tiou, thresholds)
     if simple.all():
-        return tp
+        return contender, tp
     general = np.zeros(pairs.pred.size, dtype=bool)  # (H,) predictions left to the rounds
     general[c_owner[~simple]] = True
     blocks = (pred_start_s, pred_end_s, gt_start_s, gt_end_s)
-    cand_slot, cand_tiou, contender = _candidates(pairs, is_cand, general, num_gt, blocks)
+    cand_slot, cand_tiou, has = _candidates(pairs, is_cand, general, num_gt, blocks)
     rank = _rank_in_component(cand_slot, num_gt)
-    tp[:, contender] = _assign(cand_slot, cand_tiou, rank, thresholds, num_gt)
-    return tp
+    tp[:, column[has]] = _assign(cand_slot, cand_tiou, rank, thresholds, num_gt)
+    return contender, tp
 
 
 def _first_reaching(
@@ -112,8 +116,9 @@ def _first_reaching(
     """Mark, per GT and threshold, the first prediction (visit order) not below the threshold.
 
     Args:
-        tp: (K, M) written in place.
-        pred: (S,) predictions, ascending (visit order), each with this single candidate.
+        tp: (K, N) written in place.
+        pred: (S,) columns of the predictions, ascending (visit order), each with this single
+            candidate.
         slot: (S,) their GT.
         tiou: (S,) their tIoU with it.
         thresholds: (K,).
@@ -231,7 +236,8 @@ def _candidates(
         blocks: (pred starts, pred ends, GT starts, GT ends), for re-ordering tied rows.
 
     Returns:
-        cand_slot (N, c) int64, cand_tiou (N, c) float64 (-inf padding), contender (N,) indices.
+        cand_slot (N, c) int64, cand_tiou (N, c) float64 (-inf padding), has (N,) indices into
+        ``pairs.pred``.
     """
     is_cand = is_cand & keep[pairs.owner]
     ncand = np.bincount(pairs.owner[is_cand], minlength=pairs.pred.size)  # (H,)
@@ -249,7 +255,7 @@ def _candidates(
     cand_slot[row, col] = pairs.gt_slot[cp]
     cand_tiou[row, col] = value
     _fix_tied_rows(pairs, has, ncand, cand_slot, cand_tiou, blocks)
-    return cand_slot, cand_tiou, pairs.pred[has]
+    return cand_slot, cand_tiou, has
 
 
 def _fix_tied_rows(
