@@ -143,21 +143,26 @@ def _block_pairs(
 ) -> _Pairs | None:
     """Pairs that can reach a positive (or NaN) tIoU; the rest have tIoU 0 and never match.
 
-    With positive lengths, tIoU > 0 needs an overlap, so only GT starting in
-    [pred start - longest GT of the block, pred end] are paired. A zero-length or reversed
-    segment on either side can give 0/0 = NaN anywhere, so such predictions (and every
-    prediction of a block holding such GT) are paired with all GT of their block.
+    With finite positive lengths, tIoU > 0 needs an overlap, so only GT starting in
+    [pred start - longest GT of the block, pred end] are paired (found through a grid, see
+    ``_GtGrid``). A zero-length, reversed or non-finite segment on either side can give
+    0/0 = NaN anywhere, so such predictions (and every prediction of a block holding such GT,
+    or whose grid would be too fine for its time values) are paired with all GT of their block.
     """
     lo, n_gt = _block_ranges(pred_block, gt_block)  # (M,), (M,)
-    g_len = ge - gs  # (G,)
-    odd_gt = np.r_[0, np.cumsum(g_len <= 0)]  # prefix counts of degenerate GT
-    odd = ((pe - ps) <= 0) | (odd_gt[lo + n_gt] > odd_gt[lo])  # (M,)
-    full = np.flatnonzero((n_gt > 0) & odd)
-    near = np.flatnonzero((n_gt > 0) & ~odd)
-    pair_pred, pair_slot = _near_pairs(near, lo, n_gt, ps, pe, gt_block, gs, g_len)
-    counts_full = n_gt[full]
+    some = np.flatnonzero(n_gt)  # predictions whose block has GT: usually a small part
+    if some.size == 0:
+        return None
+    lo_s, n_s, ps_s, pe_s = lo[some], n_gt[some], ps[some], pe[some]
+    grid = _GtGrid(gt_block, gs, ge - gs)
+    p_len = pe_s - ps_s
+    rank = grid.rank[lo_s]  # (S,) block rank of each prediction
+    odd = ~(np.isfinite(p_len) & (p_len > 0)) | grid.odd[rank]  # (S,)
+    full, near = some[odd], ~odd
+    pair_pred, pair_slot = grid.pairs(some[near], rank[near], ps_s[near], pe_s[near])
+    counts_full = n_s[odd]
     full_slot = np.arange(int(counts_full.sum())) + np.repeat(
-        lo[full] - (np.cumsum(counts_full) - counts_full), counts_full
+        lo_s[odd] - (np.cumsum(counts_full) - counts_full), counts_full
     )
     if full.size:  # two runs, each sorted by prediction: merge them
         pair_pred = np.r_[pair_pred, np.repeat(full, counts_full)]
@@ -170,6 +175,67 @@ def _block_pairs(
     pred, first, owner = pair_pred[new], np.flatnonzero(new), np.cumsum(new) - 1
     tiou = pairwise_tiou(ps[pair_pred], pe[pair_pred], gs[pair_slot], ge[pair_slot])
     return _Pairs(owner, pair_slot, tiou, first, pred, lo[pred], n_gt[pred])
+
+
+class _GtGrid:
+    """GT of each block bucketed by start into cells at least as wide as the block's longest GT.
+
+    A GT overlapping a prediction starts in [pred start - longest, pred end], which lies in the
+    cells from that of (pred start - longest) to that of pred end; one cell of slack below
+    absorbs rounding (cells are far wider than an ulp of the times, else the block is ``odd``).
+    Cells are also at least (start range / GT count) wide, so a block has at most about as many
+    cells as GT. Looking cells up replaces two binary searches per prediction; a slightly wide
+    window only adds pairs of tIoU 0.
+    """
+
+    def __init__(self, gt_block: np.ndarray, gs: np.ndarray, g_len: np.ndarray) -> None:
+        self.by_start = np.lexsort((gs, gt_block))  # (G,) slots by (block, start)
+        s_sorted = gs[self.by_start]
+        block_first = np.r_[True, gt_block[1:] != gt_block[:-1]]
+        heads = np.flatnonzero(block_first)  # (B,)
+        self.rank = np.cumsum(block_first) - 1  # (G,) block rank; by_start stays in its block
+        ends = np.r_[heads[1:], gt_block.size]
+        good = np.isfinite(g_len) & (g_len > 0)  # (G,)
+        bad_count = np.r_[0, np.cumsum(~good)]
+        with np.errstate(invalid="ignore", over="ignore"):
+            longest = np.maximum.reduceat(g_len, heads)  # (B,) NaN if any GT length is NaN
+            self.base = s_sorted[heads]  # (B,) earliest start
+            spread = s_sorted[ends - 1] - self.base
+            self.cell = np.maximum(longest, spread / (ends - heads))  # (B,)
+            scale = np.maximum(np.abs(self.base), np.abs(s_sorted[ends - 1]))
+            self.odd = (bad_count[ends] > bad_count[heads]) | ~(self.cell > 1e-9 * scale)
+            self.cell[self.odd] = 1.0
+            self.base[self.odd] = 0.0
+            g_cell = np.floor((s_sorted - self.base[self.rank]) / self.cell[self.rank])
+        g_cell = np.where(self.odd[self.rank], 0, g_cell).astype(np.int64)  # (G,) >= 0
+        self.n_cells = np.maximum.reduceat(g_cell, heads) + 1  # (B,)
+        self.cell_off = np.r_[0, np.cumsum(self.n_cells)]  # (B + 1,)
+        count = np.bincount(self.cell_off[self.rank] + g_cell, minlength=self.cell_off[-1])
+        self.prefix = np.r_[0, np.cumsum(count)]  # first sorted GT of each global cell
+        self.longest = longest
+
+    def pairs(
+        self, pred: np.ndarray, rank: np.ndarray, ps: np.ndarray, pe: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(prediction, GT slot) pairs of finite, positive-length predictions of regular blocks.
+
+        Args:
+            pred: (S,) prediction indices, ascending.
+            rank: (S,) block rank of each.
+            ps, pe: (S,) their starts and ends.
+        """
+        base, cell, top = self.base[rank], self.cell[rank], self.n_cells[rank] - 1.0
+        with np.errstate(over="ignore"):
+            c_lo = np.floor((ps - self.longest[rank] - base) / cell) - 1.0
+            c_hi = np.floor((pe - base) / cell)
+        c_lo = c_lo.clip(0.0, top).astype(np.int64)  # far values clip in float, then convert
+        c_hi = c_hi.clip(-1.0, top).astype(np.int64)  # < c_lo: an empty window
+        off = self.cell_off[rank]
+        a = self.prefix[off + c_lo]
+        b = np.where(c_hi >= c_lo, self.prefix[off + np.maximum(c_hi, c_lo) + 1], a)
+        count = b - a
+        pos = np.arange(int(count.sum())) + np.repeat(a - (np.cumsum(count) - count), count)
+        return np.repeat(pred, count), self.by_start[pos]
 
 
 def _block_ranges(pred_block: np.ndarray, gt_block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -185,38 +251,6 @@ def _block_ranges(pred_block: np.ndarray, gt_block: np.ndarray) -> tuple[np.ndar
     n_gt = np.searchsorted(gt_block, pred_block, side="right") - lo
     n_gt[pred_block < 0] = 0
     return lo, n_gt
-
-
-def _near_pairs(
-    near: np.ndarray,
-    lo: np.ndarray,
-    n_gt: np.ndarray,
-    ps: np.ndarray,
-    pe: np.ndarray,
-    gt_block: np.ndarray,
-    gs: np.ndarray,
-    g_len: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(prediction, GT slot) pairs whose GT start lies in [ps - longest GT, pe], per block."""
-    if near.size == 0 or gt_block.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    by_start = np.lexsort((gs, gt_block))  # GT slots sorted by (block, start)
-    block_first = np.r_[True, gt_block[1:] != gt_block[:-1]]
-    block_rank = np.cumsum(block_first) - 1  # (G,) 0, 1, ... per block
-    longest = np.maximum.reduceat(g_len, np.flatnonzero(block_first))  # (B,)
-    # One sorted key for all blocks: blocks sit `span` apart, so a search never leaves its block
-    # by more than the clamp below, and a slightly wide window only adds pairs of tIoU 0.
-    span = 4.0 * (np.abs(np.r_[gs, gs + g_len, ps[near], pe[near]]).max() + longest.max()) + 1.0
-    key = block_rank[by_start] * span + gs[by_start]
-    rank = block_rank[lo[near]]
-    margin = 1e-9 * span
-    a = np.searchsorted(key, rank * span + (ps[near] - longest[rank]) - margin, side="left")
-    b = np.searchsorted(key, rank * span + pe[near] + margin, side="right")
-    a = np.clip(a, lo[near], lo[near] + n_gt[near])
-    b = np.clip(b, a, lo[near] + n_gt[near])
-    count = b - a
-    pos = np.arange(int(count.sum())) + np.repeat(a - (np.cumsum(count) - count), count)
-    return np.repeat(near, count), by_start[pos]
 
 
 def _candidates(
