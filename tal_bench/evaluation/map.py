@@ -120,9 +120,8 @@ def evaluate_detections(
             f"subset {subset!r}: de-duplication removed every GT instance (all shorter than "
             f"{DEDUP_TOL_S} s); evaluate without --dedup"
         )
-    classes = list(dict.fromkeys(table.labels))
-    lookup = {c: i for i, c in enumerate(classes)}  # a few thousand GT: a dict is quickest
-    gt_cls = np.fromiter((lookup[lab] for lab in table.labels), np.int64, len(table.labels))
+    codes, uniques = pd.factorize(np.asarray(table.labels, dtype=object))  # first appearance
+    classes, gt_cls = [str(c) for c in uniques], codes.astype(np.int64)
     p_vid = index_strings(dets.video_ids, [v.video_id for v in videos])  # (M,) -1: other video
     p_cls = index_strings(dets.labels, classes)  # (M,) -1: label without GT, dropped
     ap = _ap_all_classes(table, gt_cls, dets, p_vid, p_cls, thresholds, len(videos), len(classes))

@@ -123,7 +123,8 @@ def _first_reaching(
         tiou: (S,) their tIoU with it.
         thresholds: (K,).
     """
-    by_gt = np.argsort(slot, kind="stable")  # visit order kept inside each GT
+    key = slot.astype(np.uint16) if slot.max(initial=0) < 2**16 else slot  # radix sort if small
+    by_gt = np.argsort(key, kind="stable")  # visit order kept inside each GT
     pred, slot, tiou = pred[by_gt], slot[by_gt], tiou[by_gt]
     head = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])  # (U,) first pair of each GT
     reach = ~(tiou[None, :] < thresholds[:, None])  # (K, S)
