@@ -379,11 +379,15 @@ def _visit_order(
     q_bits = total_bits - cls_bits
     s = scores + 0.0  # -0.0 -> 0.0: the two are equal for argsort
     finite = np.isfinite(s)
-    lo, hi = (s[finite].min(), s[finite].max()) if finite.any() else (0.0, 0.0)
+    all_finite = bool(finite.all())
+    fin = s if all_finite else s[finite]  # no masked copies in the usual case
+    lo, hi = (fin.min(), fin.max()) if fin.size else (0.0, 0.0)
     top = float(2**q_bits - 1)
     scale = top / (hi - lo) if hi > lo else 0.0
     with np.errstate(invalid="ignore"):  # inf * 0: those scores are redone below anyway
-        q = np.where(finite, np.minimum((s - lo) * scale, top), top)  # (M,) monotone in score
+        q = np.minimum((s - lo) * scale, top)  # (M,) monotone in score
+        if not all_finite:
+            q = np.where(finite, q, top)
     dtype = np.uint32 if total_bits == 32 else np.uint64
     key = (top - q).astype(dtype) | (
         np.where(kept, p_cls, num_classes).astype(dtype) << dtype(q_bits)
@@ -428,7 +432,8 @@ def class_aps(
     offsets = np.r_[0, np.cumsum(counts)]
     t_idx, n_idx = np.nonzero(tp)  # row-major: by threshold, then class, then visit order
     m_idx = contender[n_idx]
-    cls = np.repeat(np.arange(n_cls), counts)[m_idx]
+    # contender is ascending, so its classes come from one search with sorted queries
+    cls = np.searchsorted(offsets[1:], contender, side="right")[n_idx]
     group = t_idx * n_cls + cls  # (T,) ascending
     n_grp = np.bincount(group, minlength=k * n_cls)  # (K * C,)
     grp_first = np.cumsum(n_grp) - n_grp
