@@ -243,11 +243,9 @@ def _block_ranges(pred_block: np.ndarray, gt_block: np.ndarray) -> tuple[np.ndar
     """First GT index and GT count of each prediction's block (0 GT for block -1)."""
     n_blocks = int(max(pred_block.max(initial=-1), gt_block.max(initial=-1))) + 1
     if n_blocks <= 8 * (pred_block.size + gt_block.size) + 1024:  # direct lookup table
-        count = np.bincount(gt_block, minlength=n_blocks)  # (B,)
+        count = np.r_[np.bincount(gt_block, minlength=n_blocks), 0]  # (B + 1,) block -1: last
         first = np.cumsum(count) - count
-        safe = np.maximum(pred_block, 0)
-        n_gt = np.where(pred_block >= 0, count[safe], 0)
-        return first[safe], n_gt
+        return first[pred_block], count[pred_block]
     lo = np.searchsorted(gt_block, pred_block, side="left")
     n_gt = np.searchsorted(gt_block, pred_block, side="right") - lo
     n_gt[pred_block < 0] = 0
