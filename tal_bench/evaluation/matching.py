@@ -179,14 +179,14 @@ def _block_pairs(
 
 
 class _GtGrid:
-    """GT of each block bucketed by start into cells at least as wide as the block's longest GT.
+    """GT of each block bucketed by start into cells a quarter of the block's longest GT wide.
 
     A GT overlapping a prediction starts in [pred start - longest, pred end], which lies in the
     cells from that of (pred start - longest) to that of pred end; one cell of slack below
     absorbs rounding (cells are far wider than an ulp of the times, else the block is ``odd``).
-    Cells are also at least (start range / GT count) wide, so a block has at most about as many
-    cells as GT. Looking cells up replaces two binary searches per prediction; a slightly wide
-    window only adds pairs of tIoU 0.
+    Cells are also at least (start range / GT count) / 4 wide, so a block has at most about 4
+    cells per GT. Looking cells up replaces two binary searches per prediction; the window is
+    at most half a longest GT too wide, which only adds pairs of tIoU 0.
     """
 
     def __init__(self, gt_block: np.ndarray, gs: np.ndarray, g_len: np.ndarray) -> None:
@@ -202,7 +202,7 @@ class _GtGrid:
             longest = np.maximum.reduceat(g_len, heads)  # (B,) NaN if any GT length is NaN
             self.base = s_sorted[heads]  # (B,) earliest start
             spread = s_sorted[ends - 1] - self.base
-            self.cell = np.maximum(longest, spread / (ends - heads))  # (B,)
+            self.cell = np.maximum(longest, spread / (ends - heads)) / 4  # (B,)
             scale = np.maximum(np.abs(self.base), np.abs(s_sorted[ends - 1]))
             self.odd = (bad_count[ends] > bad_count[heads]) | ~(self.cell > 1e-9 * scale)
             self.cell[self.odd] = 1.0
