@@ -199,8 +199,7 @@ def index_strings(values: np.ndarray, keys: list[str]) -> np.ndarray:
     same = v_words[0] == k_words[0][cand]
     for vw, kw in zip(v_words[1:], k_words[1:], strict=True):
         same &= vw == kw[cand]
-    out[same] = fit_idx[cand[same]]
-    return out
+    return np.where(same, fit_idx[cand], -1)
 
 
 def _string_words(arr: np.ndarray, narrow: bool) -> list[np.ndarray]:
@@ -238,17 +237,21 @@ def _slot_lookup(v_cols: list[np.ndarray], k_cols: list[np.ndarray]) -> np.ndarr
         (M,) int64 key rows, to be checked by the caller; None if two keys hash alike.
     """
     n_keys = k_cols[0].size
-    bits = min(24, max(8, 2 * int(n_keys).bit_length() + 1))
+    bits = min(24, max(8, 2 * int(n_keys).bit_length()))
     rng = np.random.default_rng(n_keys)
-    mult = rng.integers(1, 2**63, size=len(k_cols)).astype(np.uint64) | np.uint64(1)
-    v_hash, k_hash = _mix(v_cols, mult), _mix(k_cols, mult)
-    if np.unique(k_hash).size < n_keys:  # one column is hashed one-to-one; several may collide
-        return None
+    if len(k_cols) == 1:  # the keys differ in this word: it is its own one-to-one hash
+        v_hash, k_hash = v_cols[0], k_cols[0]
+    else:
+        mult = rng.integers(1, 2**63, size=len(k_cols)).astype(np.uint64) | np.uint64(1)
+        v_hash, k_hash = _mix(v_cols, mult), _mix(k_cols, mult)
+        if np.unique(k_hash).size < n_keys:
+            return None
     shift = np.uint64(64 - bits)
     for seed in rng.integers(1, 2**63, size=8).astype(np.uint64) | np.uint64(1):
         k_slot = ((k_hash * seed) >> shift).astype(np.int64)
         if np.unique(k_slot).size == n_keys:
-            table = np.zeros(2**bits, dtype=np.int64)
+            # a small table stays in cache for the random reads
+            table = np.zeros(2**bits, dtype=np.int16 if n_keys < 2**15 else np.int64)
             table[k_slot] = np.arange(n_keys)
             return table[((v_hash * seed) >> shift).astype(np.int64)]
     order = np.argsort(k_hash)
