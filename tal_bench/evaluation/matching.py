@@ -15,6 +15,10 @@ Two facts make this vectorisable without changing a single decision:
   candidate GTs, each connected component can be processed on its own, in score order. So the
   loop runs over the *rank inside a component* (usually a handful), handling the k-th prediction
   of every component, at every threshold, in one set of array operations.
+* Most components are one GT whose contenders have no other candidate (real detectors emit a
+  few near copies per action). There the greedy rule reduces to "at each threshold, the first
+  contender in visit order that reaches it takes the GT", one pass for all such GT and all
+  thresholds; only components with a multi-candidate contender go through the rounds.
 
 The candidate order is the official one: rows whose candidates have distinct tIoUs are sorted
 by value; a row with tied candidates (rare with real scores) is ordered by ``argsort()[::-1]``
@@ -37,7 +41,6 @@ class _Pairs:
     owner: np.ndarray  # (P,) row in ``pred`` of each pair
     gt_slot: np.ndarray  # (P,) GT index
     tiou: np.ndarray  # (P,) float64
-    first: np.ndarray  # (H,) offset of each prediction's first pair
     pred: np.ndarray  # (H,) predictions with at least one pair
     block_lo: np.ndarray  # (H,) first GT of the prediction's block
     block_n: np.ndarray  # (H,) GT in the prediction's block
@@ -173,9 +176,9 @@ def _block_pairs(
     if pair_pred.size == 0:
         return None
     new = np.r_[True, pair_pred[1:] != pair_pred[:-1]]  # (P,) first pair of a prediction
-    pred, first, owner = pair_pred[new], np.flatnonzero(new), np.cumsum(new) - 1
+    pred, owner = pair_pred[new], np.cumsum(new) - 1
     tiou = pairwise_tiou(ps[pair_pred], pe[pair_pred], gs[pair_slot], ge[pair_slot])
-    return _Pairs(owner, pair_slot, tiou, first, pred, lo[pred], n_gt[pred])
+    return _Pairs(owner, pair_slot, tiou, pred, lo[pred], n_gt[pred])
 
 
 class _GtGrid:
