@@ -344,16 +344,16 @@ def _ap_all_classes(
     order, offsets = _visit_order(p_cls, np.asarray(dets.scores, dtype=np.float64), num_classes)
     gt_block = gt_cls * num_videos + table.video_idx  # (G,)
     g_order = np.argsort(gt_block, kind="stable")  # file order kept inside a block
-    o_vid, o_cls = p_vid[order], p_cls[order]
-    pred_block = np.where(o_vid >= 0, o_cls * num_videos + o_vid, -1)  # (M',)
+    pred_block = np.where(p_vid >= 0, p_cls * num_videos + p_vid, -1)[order]  # (M',)
     contender, tp = greedy_match(
         pred_block,
-        np.asarray(dets.t_start_s, dtype=np.float64)[order],
-        np.asarray(dets.t_end_s, dtype=np.float64)[order],
+        np.asarray(dets.t_start_s, dtype=np.float64),
+        np.asarray(dets.t_end_s, dtype=np.float64),
         gt_block[g_order],
         table.start_s[g_order],
         table.end_s[g_order],
         thresholds,
+        pred_rows=order,
     )  # (N,), (K, N)
     npos = np.bincount(gt_cls, minlength=num_classes)  # (C,)
     return class_aps(contender, tp, np.diff(offsets), npos)

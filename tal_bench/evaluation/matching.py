@@ -54,6 +54,7 @@ def greedy_match(
     gt_start_s: np.ndarray,
     gt_end_s: np.ndarray,
     thresholds: np.ndarray,
+    pred_rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """True positives of every prediction at every threshold.
 
@@ -62,12 +63,14 @@ def greedy_match(
     Args:
         pred_block: (M,) int64 block of each prediction, -1 for none; predictions must be in the
             official visit order (per class, by ``argsort()[::-1]`` of the scores).
-        pred_start_s: (M,) starts.
-        pred_end_s: (M,) ends.
+        pred_start_s: (M',) starts (in ``pred_rows`` order if given).
+        pred_end_s: (M',) ends.
         gt_block: (G,) int64 block of each GT, sorted ascending; GT of one block in file order.
         gt_start_s: (G,) starts.
         gt_end_s: (G,) ends.
         thresholds: (K,) tIoU thresholds.
+        pred_rows: (M,) row in ``pred_start_s`` / ``pred_end_s`` of each prediction, so that
+            only the few predictions whose block has GT are ever gathered.
 
     Returns:
         contender (N,) ascending indices of the predictions that have a candidate GT, and
@@ -76,7 +79,13 @@ def greedy_match(
     """
     thresholds = np.asarray(thresholds, dtype=np.float64)
     none = np.zeros(0, np.int64), np.zeros((len(thresholds), 0), dtype=bool)
-    pairs = _block_pairs(pred_block, pred_start_s, pred_end_s, gt_block, gt_start_s, gt_end_s)
+    lo, n_gt = _block_ranges(pred_block, gt_block)  # (M,), (M,)
+    some = np.flatnonzero(n_gt)  # (S,) predictions whose block has GT: usually a small part
+    if some.size == 0:
+        return none
+    rows = some if pred_rows is None else pred_rows[some]
+    ps, pe = pred_start_s[rows], pred_end_s[rows]  # (S,) from here on, indices into `some`
+    pairs = _block_pairs(lo[some], n_gt[some], ps, pe, gt_block, gt_start_s, gt_end_s)
     if pairs is None:
         return none
     num_gt = len(gt_block)
@@ -86,7 +95,7 @@ def greedy_match(
         return none
     ncand = np.bincount(pairs.owner[cp], minlength=pairs.pred.size)  # (H,)
     column = np.cumsum(ncand > 0) - 1  # (H,) column of each prediction in the result
-    contender = pairs.pred[ncand > 0]  # (N,)
+    contender = some[pairs.pred[ncand > 0]]  # (N,)
     tp = np.zeros((len(thresholds), contender.size), dtype=bool)  # (K, N)
     c_owner, c_slot = pairs.owner[cp], pairs.gt_slot[cp]
     single = ncand[c_owner] == 1  # (Q,)
@@ -102,7 +111,7 @@ def greedy_match(
         return contender, tp
     general = np.zeros(pairs.pred.size, dtype=bool)  # (H,) predictions left to the rounds
     general[c_owner[~simple]] = True
-    blocks = (pred_start_s, pred_end_s, gt_start_s, gt_end_s)
+    blocks = (ps, pe, gt_start_s, gt_end_s)
     cand_slot, cand_tiou, has = _candidates(pairs, is_cand, general, num_gt, blocks)
     rank = _rank_in_component(cand_slot, num_gt)
     tp[:, column[has]] = _assign(cand_slot, cand_tiou, rank, thresholds, num_gt)
@@ -138,7 +147,8 @@ def _first_reaching(
 
 
 def _block_pairs(
-    pred_block: np.ndarray,
+    lo: np.ndarray,
+    n_gt: np.ndarray,
     ps: np.ndarray,
     pe: np.ndarray,
     gt_block: np.ndarray,
@@ -152,21 +162,22 @@ def _block_pairs(
     ``_GtGrid``). A zero-length, reversed or non-finite segment on either side can give
     0/0 = NaN anywhere, so such predictions (and every prediction of a block holding such GT,
     or whose grid would be too fine for its time values) are paired with all GT of their block.
+
+    Args:
+        lo: (S,) first GT of each prediction's block (every block here has GT).
+        n_gt: (S,) GT in the block.
+        ps, pe: (S,) prediction starts and ends.
+        gt_block, gs, ge: (G,) GT blocks, starts and ends.
     """
-    lo, n_gt = _block_ranges(pred_block, gt_block)  # (M,), (M,)
-    some = np.flatnonzero(n_gt)  # predictions whose block has GT: usually a small part
-    if some.size == 0:
-        return None
-    lo_s, n_s, ps_s, pe_s = lo[some], n_gt[some], ps[some], pe[some]
     grid = _GtGrid(gt_block, gs, ge - gs)
-    p_len = pe_s - ps_s
-    rank = grid.rank[lo_s]  # (S,) block rank of each prediction
+    p_len = pe - ps
+    rank = grid.rank[lo]  # (S,) block rank of each prediction
     odd = ~(np.isfinite(p_len) & (p_len > 0)) | grid.odd[rank]  # (S,)
-    full, near = some[odd], ~odd
-    pair_pred, pair_slot = grid.pairs(some[near], rank[near], ps_s[near], pe_s[near])
-    counts_full = n_s[odd]
+    full, near = np.flatnonzero(odd), np.flatnonzero(~odd)
+    pair_pred, pair_slot = grid.pairs(near, rank[near], ps[near], pe[near])
+    counts_full = n_gt[full]
     full_slot = np.arange(int(counts_full.sum())) + np.repeat(
-        lo_s[odd] - (np.cumsum(counts_full) - counts_full), counts_full
+        lo[full] - (np.cumsum(counts_full) - counts_full), counts_full
     )
     if full.size:  # two runs, each sorted by prediction: merge them
         pair_pred = np.r_[pair_pred, np.repeat(full, counts_full)]
