@@ -375,26 +375,29 @@ def _visit_order(
         order (M',) over the kept predictions, offsets (C + 1,) of each class in ``order``.
     """
     kept = p_cls >= 0
-    counts = np.bincount(p_cls[kept], minlength=num_classes)
+    counts = np.bincount(p_cls + 1, minlength=num_classes + 1)[1:]  # -1 (dropped) in bin 0
     offsets = np.r_[0, np.cumsum(counts)]
     cls_bits = max(1, int(num_classes).bit_length())  # class num_classes: dropped, sorted last
     total_bits = 32 if cls_bits <= 16 else 64
     q_bits = total_bits - cls_bits
-    s = scores + 0.0  # -0.0 -> 0.0: the two are equal for argsort
-    finite = np.isfinite(s)
+    finite = np.isfinite(scores)
     all_finite = bool(finite.all())
-    fin = s if all_finite else s[finite]  # no masked copies in the usual case
+    fin = scores if all_finite else scores[finite]  # no masked copies in the usual case
     lo, hi = (fin.min(), fin.max()) if fin.size else (0.0, 0.0)
     top = float(2**q_bits - 1)
-    scale = top / (hi - lo) if hi > lo else 0.0
-    with np.errstate(invalid="ignore"):  # inf * 0: those scores are redone below anyway
-        q = np.minimum((s - lo) * scale, top)  # (M,) monotone in score
+    with np.errstate(over="ignore"):
+        spread = hi - lo
+    if not (np.isfinite(spread) and spread > 0):  # one key for all: every class is redone
+        q = np.zeros(scores.size)
+    else:
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite: redone below anyway
+            # (M,) non-increasing in the score; -0.0 and 0.0 give one value, as argsort does
+            q = np.minimum((hi - scores) * (top / spread), top)
         if not all_finite:
-            q = np.where(finite, q, top)
+            q = np.where(finite, q, 0.0)
     dtype = np.uint32 if total_bits == 32 else np.uint64
-    key = (top - q).astype(dtype) | (
-        np.where(kept, p_cls, num_classes).astype(dtype) << dtype(q_bits)
-    )
+    cls_key = p_cls if bool(kept.all()) else np.where(kept, p_cls, num_classes)
+    key = q.astype(dtype) | (cls_key.astype(dtype) << dtype(q_bits))
     order = np.arange(len(p_cls))
     for shift in range(0, total_bits, 16):
         digit = ((key[order] if shift else key) >> dtype(shift)).astype(np.uint16)
