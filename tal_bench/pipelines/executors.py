@@ -113,7 +113,6 @@ def execute_task(task: Task) -> Outcome:
         ``status="ok"`` with fn's summary dict, or ``"failed"`` with the error line and the
         traceback tail. ``wall_time_s`` is fn's duration.
     """
-    keep_freed_memory()  # Ray / submitit workers do not come through the CLI's main()
     set_worker_threads(task.threads)
     t0 = time.perf_counter()
     try:
@@ -124,6 +123,13 @@ def execute_task(task: Task) -> Outcome:
         tb = traceback.format_exc()[-_TRACEBACK_CHARS:]
         return Outcome(task.key, "failed", None, one_line(exc), tb, time.perf_counter() - t0)
     return Outcome(task.key, "ok", summary, None, None, time.perf_counter() - t0)
+
+
+def worker_task(task: Task) -> Outcome:
+    """:func:`execute_task` in a worker process (spawned, Ray, submitit), which does not come
+    through the CLI's ``main()``: first the allocator setting every talbench process uses."""
+    keep_freed_memory()
+    return execute_task(task)
 
 
 # ------------------------------------------------------------------------------------------
@@ -159,7 +165,7 @@ def _local_worker(conn: Any, task: Task, parent_pid: int) -> None:
     """Entry point of a spawned worker: run the task, send the outcome, exit."""
     _die_with_parent(parent_pid)
     conn.send(_STARTED)  # the parent starts the timeout clock now, not at process launch
-    outcome = execute_task(task)
+    outcome = worker_task(task)
     try:
         conn.send(outcome)
     except Exception as exc:  # e.g. an unpicklable summary: report it instead of hanging
@@ -304,7 +310,7 @@ class RayExecutor:
         """Submit tasks as Ray remote calls; a task running past the timeout is cancelled."""
         ray = self.ray
         started_here = self._init()
-        remote = ray.remote(execute_task).options(num_cpus=self.threads, max_retries=0)
+        remote = ray.remote(worker_task).options(num_cpus=self.threads, max_retries=0)
         pending: deque[Task] = deque(tasks)
         running: dict[Any, tuple[Task, float]] = {}  # ObjectRef -> (task, launch time)
         try:
@@ -426,7 +432,7 @@ class SubmititExecutor:
             while pending or running:
                 while pending and len(running) < self.jobs:
                     task = pending.popleft()
-                    running[task.key] = _Job(ex.submit(execute_task, task), task, time.time())
+                    running[task.key] = _Job(ex.submit(worker_task, task), task, time.time())
                     on_start(task.key)
                 time.sleep(_POLL_S)
                 for key in list(running):
