@@ -313,7 +313,7 @@ def plot_fit(name: str, model: str, fits: dict[str, Any], table: pd.DataFrame, f
     level = float(ext.get("interval_level") or 0.95)
     pts = table[table["series"] == "anchors"]
     with figure_context():
-        fig = new_figure(6.8, 4.6)
+        fig = new_figure(8.6, 4.6)
         ax = fig.add_subplot()
         ax.set_xscale("log")
         if ext.get("upto") is not None and not pts.empty:
@@ -334,7 +334,8 @@ def plot_fit(name: str, model: str, fits: dict[str, Any], table: pd.DataFrame, f
         ax.set_xlabel("training data (% of training videos, log scale)")
         ax.set_ylabel(metric_label(str(fits.get("metric", "map_avg_pct"))))
         ax.set_title(f"Learning-curve fits and extrapolation: {model}")
-        ax.legend(loc="lower right", fontsize=7)
+        # Outside the axes: with many families inside it covered the curves it explains.
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7)
         add_footer(fig, footer)
     return Plot(name, f"Curve fits and extrapolation: {model}", fig, table)
 
