@@ -49,3 +49,14 @@ def keep_freed_memory() -> bool:
     ok = mallopt(M_MMAP_THRESHOLD, int(os.environ["MALLOC_MMAP_THRESHOLD_"]))
     ok &= mallopt(M_TRIM_THRESHOLD, int(os.environ["MALLOC_TRIM_THRESHOLD_"]))
     return bool(ok)
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; records and reports are meant to be shared like any file
+# written with open(): 0666 minus the umask at import time.
+FILE_MODE = 0o666 & ~_umask()

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from tal_bench.errors import TalBenchError
+from tal_bench.runtime import FILE_MODE
 from tal_bench.types import Annotations, VideoRecord
 
 AMBIGUOUS_LABEL = "Ambiguous"
@@ -335,6 +336,7 @@ def atomic_write_json(obj: Any, path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(obj, fh)
         os.replace(tmp, path)

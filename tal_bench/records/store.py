@@ -29,6 +29,7 @@ import pandas as pd
 
 from tal_bench.errors import TalBenchError
 from tal_bench.records.env import commit_info, library_versions, machine_info
+from tal_bench.runtime import FILE_MODE
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     except OSError as exc:
         raise _unwritable(path.parent, exc) from None
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

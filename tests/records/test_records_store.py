@@ -226,3 +226,12 @@ def test_atomic_write_text_replaces_whole_file(tmp_path: Path) -> None:
     path = run.write_json("summary", {"map_avg_pct": 12.5})
     assert path.name == "summary.json"
     assert json.loads(path.read_text()) == {"map_avg_pct": 12.5}
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path: Path) -> None:
+    # mkstemp makes 0600 files; a record must be as readable as one written with open().
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic_write_text(tmp_path / "atomic.txt", "x")
+    mode = (tmp_path / "atomic.txt").stat().st_mode & 0o777
+    assert mode == plain.stat().st_mode & 0o777
