@@ -290,6 +290,11 @@ def _ratio_section(rep: _Report, runs: list[RunData]) -> None:
     table = figures.sampling_ratio_table(rows)
     sec.figures.append(rep.figure(figures.plot_sampling_ratios(table, _footer(used))))
     sec.notes.append("Mean over ok cells at each ratio; error bars: ± one sample std.")
+    if (table["dps_ratio"] >= 1.0).any():
+        sec.notes.append(
+            "Ratio 1.0 samples every proposal, so the strategies coincide there: talbench "
+            "sampling-ratio trains it once (first strategy) and each strategy shows those cells."
+        )
     sec.tables.append(rep.table(tables.strategy_table(table)))
     rep.sections.append(sec)
 

@@ -112,6 +112,9 @@ def _loglog_panel(ax: Any, table: pd.DataFrame, col: str, err_col: str | None) -
         ax.set_yscale("log")
         measured_ticks(ax, table["length"])
         ax.yaxis.set_major_formatter("{x:g}")
+        values = table[col][table[col] > 0]
+        if values.max() < 10 * values.min():  # within a decade only minor ticks get labels
+            ax.yaxis.set_minor_formatter("{x:g}")
         ax.legend(loc="upper left")
     else:
         ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
