@@ -218,7 +218,7 @@ def data_scaling(
     """Learning curve: train on p % of the training videos (t random slices per p), evaluate
     on the full test set, and report mAP mean ± std per p. Slice k trains with seed + k.
     Interrupted grids resume with the same command and --out. The defaults (12 fractions x
-    2 slices, 2 jobs x 1 thread) fit the embedded dataset in about 15 minutes on 2 cores; the
+    2 slices, 2 jobs x 1 thread) fit the embedded dataset in about 8 minutes on 2 cores; the
     study used 5 slices (--slices 5).
 
     Example: talbench data-scaling --model etad --fractions 1..100 --slices 5 --json
