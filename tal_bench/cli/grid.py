@@ -270,7 +270,8 @@ def sampling_ratio(
 ) -> None:
     """ETAD's sampling study: train with proposal-sampling ratio r and strategy s (seeds
     seed, seed+1, ...) and report mAP, training time, step time and peak memory per (s, r).
-    Ratio 1.0 samples nothing, so it is trained once per seed and shared by the strategies.
+    Ratio 1.0 keeps every proposal (no sampling), so it is trained once per seed and shared by
+    the strategies.
 
     Example: talbench sampling-ratio --model etad --kind dps --ratios 0.02,0.06,1.0 --seeds 2
     """
