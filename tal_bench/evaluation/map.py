@@ -341,42 +341,119 @@ def _ap_all_classes(
     num_classes: int,
 ) -> np.ndarray:
     """(K, C) AP: official visit order per class, one vectorised matching for all classes."""
-    order, offsets = _visit_order(p_cls, np.asarray(dets.scores, dtype=np.float64), num_classes)
+    scores = np.asarray(dets.scores, dtype=np.float64)
     gt_block = gt_cls * num_videos + table.video_idx  # (G,)
     g_order = np.argsort(gt_block, kind="stable")  # file order kept inside a block
-    pred_block = np.where(p_vid >= 0, p_cls * num_videos + p_vid, -1)[order]  # (M',)
+    matchable = (p_vid >= 0) & (p_cls >= 0)  # on a subset video, with a kept label
+    pred_block = np.where(matchable, p_cls * num_videos + p_vid, -1)  # (M,)
+    wanted = _block_has_gt(pred_block, gt_block, num_classes * num_videos)  # (M,)
+    # only predictions whose block has GT can be TPs: the rest count by their class alone
+    rows, pos, offsets = _wanted_positions(p_cls, scores, num_classes, wanted)  # (S,), (S,)
     contender, tp = greedy_match(
-        pred_block,
+        pred_block[rows],
         np.asarray(dets.t_start_s, dtype=np.float64),
         np.asarray(dets.t_end_s, dtype=np.float64),
         gt_block[g_order],
         table.start_s[g_order],
         table.end_s[g_order],
         thresholds,
-        pred_rows=order,
+        pred_rows=rows,
     )  # (N,), (K, N)
     npos = np.bincount(gt_cls, minlength=num_classes)  # (C,)
-    return class_aps(contender, tp, np.diff(offsets), npos)
+    return class_aps(pos[contender], tp, np.diff(offsets), npos)
 
 
-def _visit_order(
-    p_cls: np.ndarray, scores: np.ndarray, num_classes: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Prediction indices class by class, each class by ``argsort()[::-1]`` of its scores.
+def _block_has_gt(pred_block: np.ndarray, gt_block: np.ndarray, num_blocks: int) -> np.ndarray:
+    """(M,) bool: the prediction's block (-1: none) holds GT."""
+    if num_blocks > 8 * (pred_block.size + gt_block.size) + 1024:
+        return np.isin(pred_block, gt_block)
+    has = np.zeros(num_blocks + 1, dtype=bool)  # block -1 reads the trailing False
+    has[gt_block] = True
+    return has[pred_block]
 
-    Comparison sorts of tens of thousands of floats are slow here, but NumPy's stable sort of
-    16-bit keys is a radix sort. So the key is (class, descending score quantised to the bits
-    left), sorted in 16-bit digits from the lowest. Quantising is monotone, so where a class's
-    quantised scores differ the order is the exact descending one, which is what
-    ``argsort()[::-1]`` gives for distinct scores; a class with equal quantised scores (a tie,
-    or two close scores) or a non-finite score is redone with the official expression.
+
+def _wanted_positions(
+    p_cls: np.ndarray, scores: np.ndarray, num_classes: int, wanted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Visit-order positions of the ``wanted`` predictions only, without sorting all of them.
+
+    ``class_aps`` needs only where each possible TP stands in its class's visit order (the
+    other predictions are FPs that just take up ranks). With the (class, quantised score) keys
+    of ``_visit_keys``, a prediction's position is the number of smaller keys: those in lower
+    16-bit top buckets come from one histogram, those in its own bucket from sorting the few
+    buckets that hold a wanted prediction. Where a wanted key is not unique in its class, or a
+    class has a non-finite score, the class is redone with the official expression.
+
+    Args:
+        p_cls: (M,) class of each prediction, -1 if dropped.
+        scores: (M,) scores.
+        num_classes: C.
+        wanted: (M,) bool, only for kept predictions.
 
     Returns:
-        order (M',) over the kept predictions, offsets (C + 1,) of each class in ``order``.
+        rows (S,) wanted predictions in visit order, pos (S,) their positions in the
+        concatenated visit order (class ``c`` starts at ``offsets[c]``), offsets (C + 1,).
     """
-    kept = p_cls >= 0
+    key, q_bits, redo = _visit_keys(p_cls, scores, num_classes)
     counts = np.bincount(p_cls + 1, minlength=num_classes + 1)[1:]  # -1 (dropped) in bin 0
     offsets = np.r_[0, np.cumsum(counts)]
+    if key.dtype != np.uint32:  # too many classes for 32-bit keys: take the full order
+        order, offsets = _visit_order(p_cls, scores, num_classes)
+        pick = wanted[order]
+        return order[pick], np.flatnonzero(pick), offsets
+    top = (key >> np.uint32(16)).astype(np.intp)  # (M,) bucket
+    count = np.bincount(top, minlength=2**16)  # (2^16,)
+    below = np.cumsum(count) - count  # keys in lower buckets
+    mark = np.zeros(2**16, dtype=bool)
+    mark[top[wanted]] = True
+    members = np.flatnonzero(mark[top])  # (R,) every prediction sharing a wanted's bucket
+    if members.size == 0:
+        return members, members, offsets
+    members = members[_radix_argsort32(key[members])]  # by key: visit order
+    sk = key[members]
+    sb = top[members]
+    head = np.r_[True, sb[1:] != sb[:-1]]  # (R,) first member of its bucket
+    index = np.arange(members.size)
+    first = np.maximum.accumulate(np.where(head, index, 0))
+    pos_all = below[sb] + index - first  # (R,) smaller keys in lower buckets + own
+    redo[(sk[1:][sk[1:] == sk[:-1]] >> np.uint32(q_bits)).astype(np.intp)] = True
+    keep = wanted[members]
+    rows, pos = members[keep], pos_all[keep]
+    cls_rows = p_cls[rows]  # (S,) ascending
+    redo[:num_classes] &= np.bincount(cls_rows, minlength=num_classes) > 0  # else nothing to do
+    for c in np.flatnonzero(redo[:num_classes]):
+        lo, hi = np.searchsorted(cls_rows, [c, c + 1])
+        in_cls = np.flatnonzero(p_cls == c)  # input order, as the official code
+        perm = scores[in_cls].argsort()[::-1]
+        rank = np.empty(in_cls.size, dtype=np.int64)
+        rank[perm] = np.arange(in_cls.size)
+        pick = np.flatnonzero(wanted[in_cls])
+        by_rank = np.argsort(rank[pick])
+        rows[lo:hi] = in_cls[pick[by_rank]]
+        pos[lo:hi] = offsets[c] + rank[pick[by_rank]]
+    return rows, pos, offsets
+
+
+def _radix_argsort32(key: np.ndarray) -> np.ndarray:
+    """Stable argsort of uint32 keys by two 16-bit radix passes (NumPy's stable uint16 sort)."""
+    order = np.argsort(key.astype(np.uint16), kind="stable")
+    return order[np.argsort((key[order] >> np.uint32(16)).astype(np.uint16), kind="stable")]
+
+
+def _visit_keys(
+    p_cls: np.ndarray, scores: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """(class, descending score quantised to the bits left) sort keys of the predictions.
+
+    Quantising is monotone, so a smaller key in a class means a strictly higher score; equal
+    keys (a tie, or two close scores) leave the order open and their class must be redone.
+    Dropped predictions (class -1) get class ``num_classes``, after all others.
+
+    Returns:
+        key (M,) uint32 (uint64 past 2^16 classes), q_bits (the score's bits, below the class),
+        redo (C + 1,) bool: classes with a non-finite score (their keys mean nothing).
+    """
+    kept = p_cls >= 0
     cls_bits = max(1, int(num_classes).bit_length())  # class num_classes: dropped, sorted last
     total_bits = 32 if cls_bits <= 16 else 64
     q_bits = total_bits - cls_bits
@@ -398,15 +475,38 @@ def _visit_order(
     dtype = np.uint32 if total_bits == 32 else np.uint64
     cls_key = p_cls if bool(kept.all()) else np.where(kept, p_cls, num_classes)
     key = q.astype(dtype) | (cls_key.astype(dtype) << dtype(q_bits))
+    redo = np.zeros(num_classes + 1, dtype=bool)
+    if not all_finite:
+        redo[p_cls[kept & ~finite]] = True
+    return key, q_bits, redo
+
+
+def _visit_order(
+    p_cls: np.ndarray, scores: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prediction indices class by class, each class by ``argsort()[::-1]`` of its scores.
+
+    Comparison sorts of tens of thousands of floats are slow here, but NumPy's stable sort of
+    16-bit keys is a radix sort. So the keys of ``_visit_keys`` are sorted in 16-bit digits
+    from the lowest. Where a class's keys differ the order is the exact descending one, which
+    is what ``argsort()[::-1]`` gives for distinct scores; a class with equal keys or a
+    non-finite score is redone with the official expression. (Used past 2^16 classes; the
+    evaluator otherwise orders only the predictions that can match, ``_wanted_positions``.)
+
+    Returns:
+        order (M',) over the kept predictions, offsets (C + 1,) of each class in ``order``.
+    """
+    key, q_bits, redo = _visit_keys(p_cls, scores, num_classes)
+    dtype = key.dtype.type
+    counts = np.bincount(p_cls + 1, minlength=num_classes + 1)[1:]  # -1 (dropped) in bin 0
+    offsets = np.r_[0, np.cumsum(counts)]
     order = np.arange(len(p_cls))
-    for shift in range(0, total_bits, 16):
+    for shift in range(0, key.dtype.itemsize * 8, 16):
         digit = ((key[order] if shift else key) >> dtype(shift)).astype(np.uint16)
         order = order[np.argsort(digit, kind="stable")]
     order = order[: offsets[-1]]
     ks = key[order]
-    redo = np.zeros(num_classes + 1, dtype=bool)
     redo[(ks[1:][ks[1:] == ks[:-1]] >> dtype(q_bits)).astype(np.int64)] = True
-    redo[p_cls[kept & ~finite]] = True
     for c in np.flatnonzero(redo[:num_classes]):
         seg = np.sort(order[offsets[c] : offsets[c + 1]])  # input order, as the official code
         order[offsets[c] : offsets[c + 1]] = seg[scores[seg].argsort()[::-1]]
