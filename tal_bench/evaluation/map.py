@@ -196,6 +196,8 @@ def index_strings(values: np.ndarray, keys: list[str]) -> np.ndarray:
     if cand is None:  # two keys with one 64-bit hash: compare whole strings
         lookup = {keys[i]: i for i in fit_idx.tolist()}
         return np.fromiter((lookup.get(v, -1) for v in arr.tolist()), np.int64, arr.size)
+    # Fancy indexing converts int16 indices to intp on every gather: convert them once.
+    cand = cand.astype(np.intp, copy=False)
     same = v_words[0] == k_words[0][cand]
     for vw, kw in zip(v_words[1:], k_words[1:], strict=True):
         same &= vw == kw[cand]
