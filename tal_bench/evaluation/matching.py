@@ -128,7 +128,7 @@ def _first_reaching(
     """Mark, per GT and threshold, the first prediction (visit order) not below the threshold.
 
     Args:
-        tp: (K, N) written in place.
+        tp: (K, N) C-contiguous, written in place.
         pred: (S,) columns of the predictions, ascending (visit order), each with this single
             candidate.
         slot: (S,) their GT.
@@ -141,9 +141,10 @@ def _first_reaching(
     head = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])  # (U,) first pair of each GT
     reach = ~(tiou[None, :] < thresholds[:, None])  # (K, S)
     pos = np.where(reach, np.arange(slot.size), slot.size)  # (K, S)
-    first = np.minimum.reduceat(pos, head, axis=1)  # (K, U) first reaching pair, S: none
-    t_idx, u_idx = np.nonzero(first < slot.size)
-    tp[t_idx, pred[first[t_idx, u_idx]]] = True
+    first = np.minimum.reduceat(pos, head, axis=1).reshape(-1)  # (K * U,) first reaching, S: none
+    # flat indices: 2-D nonzero and 2-D fancy indexing are several times slower here
+    hit = np.flatnonzero(first < slot.size)  # threshold-major
+    tp.reshape(-1)[(hit // head.size) * tp.shape[1] + pred[first[hit]]] = True
 
 
 def _block_pairs(
