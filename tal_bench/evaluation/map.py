@@ -397,8 +397,6 @@ def _wanted_positions(
         concatenated visit order (class ``c`` starts at ``offsets[c]``), offsets (C + 1,).
     """
     key, q_bits, redo = _visit_keys(p_cls, scores, num_classes)
-    counts = np.bincount(p_cls + 1, minlength=num_classes + 1)[1:]  # -1 (dropped) in bin 0
-    offsets = np.r_[0, np.cumsum(counts)]
     if key.dtype != np.uint32:  # too many classes for 32-bit keys: take the full order
         order, offsets = _visit_order(p_cls, scores, num_classes)
         pick = wanted[order]
@@ -406,6 +404,8 @@ def _wanted_positions(
     top = (key >> np.uint32(16)).astype(np.intp)  # (M,) bucket
     count = np.bincount(top, minlength=2**16)  # (2^16,)
     below = np.cumsum(count) - count  # keys in lower buckets
+    # class c's buckets start at c << (q_bits - 16); num_classes (dropped) is below 2^cls_bits
+    offsets = below[np.arange(num_classes + 1) << (q_bits - 16)]  # (C + 1,)
     mark = np.zeros(2**16, dtype=bool)
     mark[top[wanted]] = True
     members = np.flatnonzero(mark[top])  # (R,) every prediction sharing a wanted's bucket
