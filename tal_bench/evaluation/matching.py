@@ -174,23 +174,43 @@ def _block_pairs(
     p_len = pe - ps
     rank = grid.rank[lo]  # (S,) block rank of each prediction
     odd = ~(np.isfinite(p_len) & (p_len > 0)) | grid.odd[rank]  # (S,)
-    full, near = np.flatnonzero(odd), np.flatnonzero(~odd)
-    pair_pred, pair_slot = grid.pairs(near, rank[near], ps[near], pe[near])
-    counts_full = n_gt[full]
-    full_slot = np.arange(int(counts_full.sum())) + np.repeat(
-        lo[full] - (np.cumsum(counts_full) - counts_full), counts_full
-    )
-    if full.size:  # two runs, each sorted by prediction: merge them
-        pair_pred = np.r_[pair_pred, np.repeat(full, counts_full)]
-        pair_slot = np.r_[pair_slot, full_slot]
-        order = np.argsort(pair_pred, kind="stable")
-        pair_pred, pair_slot = pair_pred[order], pair_slot[order]
+    if not odd.any():  # the usual case: no split, no merge
+        pair_pred, pair_slot = grid.pairs(np.arange(lo.size), rank, ps, pe)
+    else:
+        pair_pred, pair_slot = _split_pairs(grid, odd, lo, n_gt, rank, ps, pe)
     if pair_pred.size == 0:
         return None
     new = np.r_[True, pair_pred[1:] != pair_pred[:-1]]  # (P,) first pair of a prediction
     pred, owner = pair_pred[new], np.cumsum(new) - 1
     tiou = pairwise_tiou(ps[pair_pred], pe[pair_pred], gs[pair_slot], ge[pair_slot])
     return _Pairs(owner, pair_slot, tiou, pred, lo[pred], n_gt[pred])
+
+
+def _split_pairs(
+    grid: _GtGrid,
+    odd: np.ndarray,
+    lo: np.ndarray,
+    n_gt: np.ndarray,
+    rank: np.ndarray,
+    ps: np.ndarray,
+    pe: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs when some predictions (``odd``, (S,) bool) are paired with all GT of their block.
+
+    Returns:
+        (P,) prediction and (P,) GT slot of each pair, sorted by prediction.
+    """
+    full, near = np.flatnonzero(odd), np.flatnonzero(~odd)
+    pair_pred, pair_slot = grid.pairs(near, rank[near], ps[near], pe[near])
+    counts_full = n_gt[full]
+    full_slot = np.arange(int(counts_full.sum())) + np.repeat(
+        lo[full] - (np.cumsum(counts_full) - counts_full), counts_full
+    )
+    # two runs, each sorted by prediction: merge them
+    pair_pred = np.r_[pair_pred, np.repeat(full, counts_full)]
+    pair_slot = np.r_[pair_slot, full_slot]
+    order = np.argsort(pair_pred, kind="stable")
+    return pair_pred[order], pair_slot[order]
 
 
 class _GtGrid:
