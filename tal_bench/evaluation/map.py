@@ -255,7 +255,9 @@ def _slot_lookup(v_cols: list[np.ndarray], k_cols: list[np.ndarray]) -> np.ndarr
             # a small table stays in cache for the random reads
             table = np.zeros(2**bits, dtype=np.int16 if n_keys < 2**15 else np.int64)
             table[k_slot] = np.arange(n_keys)
-            return table[((v_hash * seed) >> shift).astype(np.int64)]
+            slot = v_hash * seed  # (M,) new array, shifted in place
+            slot >>= shift
+            return table[slot.view(np.int64)]  # below 2^bits: the same values, no converting copy
     order = np.argsort(k_hash)
     pos = np.searchsorted(k_hash[order], v_hash).clip(0, n_keys - 1)
     return order[pos]
