@@ -473,12 +473,17 @@ def _visit_keys(
     else:
         with np.errstate(invalid="ignore", over="ignore"):  # non-finite: redone below anyway
             # (M,) non-increasing in the score; -0.0 and 0.0 give one value, as argsort does
-            q = np.minimum((hi - scores) * (top / spread), top)
+            q = hi - scores  # (M,) the same expression, computed in place
+            q *= top / spread
+            np.minimum(q, top, out=q)
         if not all_finite:
             q = np.where(finite, q, 0.0)
     dtype = np.uint32 if total_bits == 32 else np.uint64
     cls_key = p_cls if bool(kept.all()) else np.where(kept, p_cls, num_classes)
-    key = q.astype(dtype) | (cls_key.astype(dtype) << dtype(q_bits))
+    key = q.astype(dtype)  # (M,) class bits or-ed in place
+    cls_part = cls_key.astype(dtype)
+    cls_part <<= dtype(q_bits)
+    key |= cls_part
     redo = np.zeros(num_classes + 1, dtype=bool)
     if not all_finite:
         redo[p_cls[kept & ~finite]] = True
