@@ -426,16 +426,30 @@ def _wanted_positions(
     cls_rows = p_cls[rows]  # (S,) ascending
     redo[:num_classes] &= np.bincount(cls_rows, minlength=num_classes) > 0  # else nothing to do
     for c in np.flatnonzero(redo[:num_classes]):
-        lo, hi = np.searchsorted(cls_rows, [c, c + 1])
-        in_cls = np.flatnonzero(p_cls == c)  # input order, as the official code
-        perm = scores[in_cls].argsort()[::-1]
-        rank = np.empty(in_cls.size, dtype=np.int64)
-        rank[perm] = np.arange(in_cls.size)
-        pick = np.flatnonzero(wanted[in_cls])
-        by_rank = np.argsort(rank[pick])
-        rows[lo:hi] = in_cls[pick[by_rank]]
-        pos[lo:hi] = offsets[c] + rank[pick[by_rank]]
+        lo, hi = np.searchsorted(cls_rows, [c, c + 1])  # the class's wanted run in ``rows``
+        rows[lo:hi], rank = _official_ranks(np.flatnonzero(p_cls == c), scores, wanted)
+        pos[lo:hi] = offsets[c] + rank
     return rows, pos, offsets
+
+
+def _official_ranks(
+    in_cls: np.ndarray, scores: np.ndarray, wanted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wanted predictions of one class in the official ``argsort()[::-1]`` order, with ranks.
+
+    Args:
+        in_cls: (n,) the class's predictions in input order, as the official code sees them.
+        scores, wanted: (M,) all predictions.
+
+    Returns:
+        (w,) wanted predictions by rank, (w,) their ranks in the class.
+    """
+    perm = scores[in_cls].argsort()[::-1]  # the official expression
+    rank = np.empty(in_cls.size, dtype=np.int64)
+    rank[perm] = np.arange(in_cls.size)
+    pick = np.flatnonzero(wanted[in_cls])
+    pick = pick[np.argsort(rank[pick])]
+    return in_cls[pick], rank[pick]
 
 
 def _radix_argsort32(key: np.ndarray) -> np.ndarray:
