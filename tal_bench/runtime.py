@@ -4,9 +4,10 @@ glibc serves allocations above its mmap threshold (128 KiB, growing to at most 3
 fresh ``mmap`` pages and hands freed heap tops back to the kernel, so every new multi-MiB
 tensor page-faults on first touch. ETAD's inference makes many such tensors (RoI features of
 ~15 MB per batch and stage), and on 2 CPU cores those faults cost as much as the matmuls:
-keeping freed memory in the process made ``Etad.predict`` about 1.3x faster and the RoI-align
-bags 3x faster (``experiments/bench_allocator.py`` measures it side by side). The price is
-that the process's RSS does not shrink after a peak; peak RSS itself stays the same pattern.
+keeping freed memory in the process made ``Etad.predict`` about 1.3x faster
+(``experiments/bench_allocator.py`` measures it side by side). The price is that the process's
+RSS does not shrink after a peak, and a later allocation can reuse resident pages without
+raising it.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def merge_videos(
     per_video: dict[str, list[VideoDets]], sigma: float, max_dets: int
 ) -> dict[str, VideoDets]:
     """:func:`merge_video` of every video, all (video, label) soft-NMS loops run side by side."""
-    groups, where = [], []  # soft-NMS inputs; (video, label, candidate segments) of each
+    groups, where = [], []  # soft-NMS inputs (segments, scores); (video, label) of each
     for vid, parts in per_video.items():
         segs = np.concatenate([p[0] for p in parts]).reshape(-1, 2)  # (N, 2)
         scores = np.concatenate([p[1] for p in parts])  # (N,)
@@ -112,10 +112,10 @@ def merge_videos(
         for label in np.unique(labels):
             sel = np.flatnonzero(labels == label)
             groups.append((segs[sel], scores[sel]))
-            where.append((vid, int(label), segs[sel]))
+            where.append((vid, int(label)))
     kept: dict[str, list[VideoDets]] = {vid: [] for vid in per_video}
     picks = soft_nms_groups(groups, sigma=sigma, max_keep=max_dets)
-    for (vid, label, segs), (keep, decayed) in zip(where, picks, strict=True):
+    for (vid, label), (segs, _), (keep, decayed) in zip(where, groups, picks, strict=True):
         kept[vid].append((segs[keep], decayed, np.full(len(keep), label, dtype=np.int64)))
     return {vid: _top(parts, max_dets) for vid, parts in kept.items()}
 

@@ -125,8 +125,8 @@ def _share_full_ratio(cells: pd.DataFrame) -> pd.DataFrame:
         src = full[full["model"] == model]
         if src.empty:
             continue
+        have = set(src["dps_strategy"])
         src = src[src["dps_strategy"] == src["dps_strategy"].iloc[0]]
-        have = set(full.loc[full["model"] == model, "dps_strategy"])
         for strategy in grp["dps_strategy"].unique():
             if strategy not in have:
                 extra.append(src.assign(dps_strategy=strategy))

@@ -132,7 +132,7 @@ def _padded(
         masked = np.where(alive, work, -np.inf)  # (W, N)
         best = masked.argmax(axis=1)  # (W,) first index of the maximum, as np.argmax
         best_score = masked[rows, best]
-        active &= alive[rows, best] & (best_score > min_score) & (step < sizes)
+        active &= alive[rows, best] & (best_score > min_score)  # a spent group picks padding
         if not active.any():
             break
         picks[active, step] = best[active]
