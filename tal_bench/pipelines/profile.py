@@ -40,7 +40,12 @@ from tal_bench.profiling import breakdown as bd
 from tal_bench.profiling.counters import MacCount, count_params
 from tal_bench.profiling.memory import PeakMemory, reset_peak_rss
 from tal_bench.profiling.nvml import Nvml
-from tal_bench.profiling.roofline import GemmPeak, measure_gemm_peak, roofline_fraction
+from tal_bench.profiling.roofline import (
+    GemmPeak,
+    control_ms,
+    measure_gemm_peak,
+    roofline_fraction,
+)
 from tal_bench.profiling.samplers import UtilizationSampler
 from tal_bench.profiling.timers import Timing, time_call, time_laps
 
@@ -48,6 +53,7 @@ log = logging.getLogger(__name__)
 
 NUM_CLASSES = 20  # class count the detectors are built with for random inputs (THUMOS-14)
 ROOFLINE_TARGET = 0.5  # below this fraction of the GEMM peak, a time breakdown is written
+DRIFT_NOTE_FRAC = 0.03  # a control matmul changing more than this makes the run say so
 
 
 # ---------------------------------------------------------------------------- options
@@ -226,8 +232,10 @@ def profile_length(s: Session, length: int) -> dict[str, Any]:
     chunks = [items[i : i + bs] for i in range(0, len(items), bs)]
     primary, cross = count_items(runner, items, o.fvcore)
     phase = f"L={length}"
+    control_before_ms = control_ms(o.device, s.threads)
     with s.sampler.phase(phase), PeakMemory(o.device, s.nvml) as pm:
         timings = _timings(s, chunks)
+    control_after_ms = control_ms(o.device, s.threads)
     util = s.sampler.summary(phase)
     total, dense, post = timings["total"], timings.get("dense"), timings.get("post")
     seconds = (dense or total).stats.median / 1e3
@@ -262,6 +270,9 @@ def profile_length(s: Session, length: int) -> dict[str, Any]:
         "roofline_fraction": frac,
         "gemm_peak_gmacs": s.gemm.gmacs,
         "gemm_size": s.gemm.best_size,
+        "control_ms_before": control_before_ms,
+        "control_ms_after": control_after_ms,
+        "machine_drift_frac": control_after_ms / control_before_ms - 1.0,
         "seed": o.seed,
     }
     s.side[f"macs_L{length}"] = {"flop_counter": asdict(primary), "fvcore": cross and asdict(cross)}
@@ -390,6 +401,21 @@ def infer_rows(s: Session, on_row: Any = None) -> list[dict[str, Any]]:
     return rows
 
 
+def drift_notices(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per length whose control matmul changed speed by more than DRIFT_NOTE_FRAC."""
+    notes = []
+    for r in rows:
+        drift = r.get("machine_drift_frac")
+        if drift is not None and abs(drift) > DRIFT_NOTE_FRAC:
+            notes.append(
+                f"L={r['length']}: the machine's own speed changed during the measurement (a "
+                f"fixed matmul took {r['control_ms_before']:.2f} ms before, "
+                f"{r['control_ms_after']:.2f} ms after, {100 * drift:+.0f} %); its latency is "
+                "not repeatable to better than that here (a shared or throttled CPU)"
+            )
+    return notes
+
+
 def run_profile(
     opts: ProfileOptions, out_dir: str | None = None, on_row: Any = None
 ) -> dict[str, Any]:
@@ -440,6 +466,7 @@ def run_profile(
         for name, obj in s.side.items():
             run.write_json(name, obj)
         run.finish(status)
+    notices += drift_notices(rows)
     for row in rows:
         row["zero_ops"] = {
             "flop_counter": row.get("zero_ops_flop_counter"),

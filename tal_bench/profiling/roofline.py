@@ -81,3 +81,31 @@ def roofline_fraction(macs: int | None, seconds: float | None, peak_gmacs: float
     if not macs or not seconds or seconds <= 0 or peak_gmacs <= 0:
         return None
     return macs / seconds / (peak_gmacs * 1e9)
+
+
+CONTROL_SIZE = {"cpu": 512, "cuda": 4096}  # a fixed matmul: the machine's own speed, not peak
+CONTROL_RUN_TIME_S = 0.2
+
+
+def control_ms(device: str = "cpu", threads: int | None = None) -> float:
+    """Median time of one fixed fp32 square matmul (``CONTROL_SIZE``), in milliseconds.
+
+    Timed just before and just after a measurement, it says whether the machine itself changed
+    speed meanwhile (a shared or throttled CPU): the model's latency cannot be repeatable to
+    better than that change.
+    """
+    dev = torch.device(device)
+    n = CONTROL_SIZE[dev.type]
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(n, n, generator=gen).to(dev)  # (n, n)
+    b = torch.randn(n, n, generator=gen).to(dev)  # (n, n)
+    out = torch.empty(n, n, device=dev)
+    timing = time_call(
+        lambda: torch.mm(a, b, out=out),
+        device=str(dev),
+        threads=torch.get_num_threads() if threads is None else threads,
+        warmup=1,
+        min_run_time_s=CONTROL_RUN_TIME_S,
+        min_rounds=3,
+    )
+    return timing.stats.median

@@ -174,6 +174,8 @@ def test_cli_etad_tiny_fills_every_field(tmp_path) -> None:
         assert r[key] is not None
     assert r["latency_ms_median"] >= r["dense_ms_median"]
     assert r["timer"] == "lap_rounds" and r["gemm_peak_gmacs"] > 0
+    assert r["control_ms_before"] > 0 and r["control_ms_after"] > 0
+    assert r["machine_drift_frac"] == r["control_ms_after"] / r["control_ms_before"] - 1
 
 
 def test_failed_length_is_a_row(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -236,3 +238,13 @@ def test_cli_isolate_spawns_a_process_per_length(tmp_path) -> None:
                     "--isolate", "--no-fvcore", "--out", str(tmp_path), *BASE])  # fmt: skip
     assert rows[0]["status"] == "ok" and rows[0]["isolated"]
     assert (tmp_path / rows[0]["timeline_file"]).exists()
+
+
+def test_drift_notice_only_beyond_three_percent() -> None:
+    steady = {"length": 100, "control_ms_before": 2.0, "control_ms_after": 2.05,
+              "machine_drift_frac": 0.025}  # fmt: skip
+    slowed = {"length": 300, "control_ms_before": 2.0, "control_ms_after": 2.5,
+              "machine_drift_frac": 0.25}  # fmt: skip
+    train = {"kind": "train_epoch"}  # no control: never a note
+    (note,) = prof.drift_notices([steady, slowed, train])
+    assert note.startswith("L=300:") and "2.00 ms before, 2.50 ms after, +25 %" in note
