@@ -570,9 +570,44 @@ def class_aps(
     rank = np.arange(group.size) - grp_first[group] + 1  # TP count up to and including this one
     precision = rank / (m_idx - offsets[cls] + 1)  # (T,)
     step = rank / npos[cls] - (rank - 1) / npos[cls]  # (T,) recall change
-    envelope = segment_suffix_max(precision, (grp_first + n_grp)[group])  # (T,)
+    envelope = group_suffix_max(precision, group, k * n_cls)  # (T,)
+    if envelope is None:
+        envelope = segment_suffix_max(precision, (grp_first + n_grp)[group])
     ap = np.bincount(group, weights=step * envelope, minlength=k * n_cls)  # (K * C,)
     return ap.reshape(k, n_cls)
+
+
+def group_suffix_max(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray | None:
+    """Running maximum from the right inside groups, in one pass when the bits allow.
+
+    The bit pattern of a positive finite float64, read as an unsigned integer, orders like the
+    value. So each value becomes the integer ``(n_groups - 1 - group) << b | (bits - min bits)``:
+    read right to left, the group part never decreases, and inside a group the order is the
+    values' own. One ``maximum.accumulate`` over the reversed keys is then the suffix maximum
+    of every group, and masking the low ``b`` bits gives back the exact float.
+
+    Args:
+        values: (T,) positive finite values (precisions), groups stored one after another.
+        group: (T,) ascending group index of each value, below ``n_groups``.
+        n_groups: number of groups.
+
+    Returns:
+        (T,) suffix maxima, or None when the group index and the value bits need more than
+        64 bits together (then use :func:`segment_suffix_max`).
+    """
+    if values.size == 0:
+        return values.copy()
+    bits = values.view(np.uint64)  # (T,)
+    low = bits.min()
+    value_bits = int(bits.max() - low).bit_length()
+    if value_bits + max(1, int(n_groups - 1).bit_length()) > 64:
+        return None
+    key = (np.uint64(n_groups - 1) - group.astype(np.uint64)) << np.uint64(value_bits)
+    key |= bits - low
+    out = np.maximum.accumulate(key[::-1])[::-1]  # (T,) a reversed view of the accumulation
+    out &= np.uint64((1 << value_bits) - 1)
+    out += low
+    return out.view(np.float64)
 
 
 def segment_suffix_max(values: np.ndarray, segment_end: np.ndarray) -> np.ndarray:

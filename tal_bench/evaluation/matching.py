@@ -225,29 +225,32 @@ class _GtGrid:
     """
 
     def __init__(self, gt_block: np.ndarray, gs: np.ndarray, g_len: np.ndarray) -> None:
-        self.by_start = np.lexsort((gs, gt_block))  # (G,) slots by (block, start)
-        s_sorted = gs[self.by_start]
         block_first = np.r_[True, gt_block[1:] != gt_block[:-1]]
-        heads = np.flatnonzero(block_first)  # (B,)
-        self.rank = np.cumsum(block_first) - 1  # (G,) block rank; by_start stays in its block
+        heads = np.flatnonzero(block_first)  # (B,) blocks are contiguous: gt_block is sorted
+        self.rank = np.cumsum(block_first) - 1  # (G,) block rank
         ends = np.r_[heads[1:], gt_block.size]
         good = np.isfinite(g_len) & (g_len > 0)  # (G,)
         bad_count = np.r_[0, np.cumsum(~good)]
         with np.errstate(invalid="ignore", over="ignore"):
             longest = np.maximum.reduceat(g_len, heads)  # (B,) NaN if any GT length is NaN
-            self.base = s_sorted[heads]  # (B,) earliest start
-            spread = s_sorted[ends - 1] - self.base
-            self.cell = np.maximum(longest, spread / (ends - heads)) / 4  # (B,)
-            scale = np.maximum(np.abs(self.base), np.abs(s_sorted[ends - 1]))
+            self.base = np.minimum.reduceat(gs, heads)  # (B,) earliest start (NaN: odd below)
+            latest = np.maximum.reduceat(gs, heads)  # (B,)
+            self.cell = np.maximum(longest, (latest - self.base) / (ends - heads)) / 4  # (B,)
+            scale = np.maximum(np.abs(self.base), np.abs(latest))
             self.odd = (bad_count[ends] > bad_count[heads]) | ~(self.cell > 1e-9 * scale)
             self.cell[self.odd] = 1.0
             self.base[self.odd] = 0.0
-            g_cell = np.floor((s_sorted - self.base[self.rank]) / self.cell[self.rank])
+            g_cell = np.floor((gs - self.base[self.rank]) / self.cell[self.rank])
         g_cell = np.where(self.odd[self.rank], 0, g_cell).astype(np.int64)  # (G,) >= 0
         self.n_cells = np.maximum.reduceat(g_cell, heads) + 1  # (B,)
         self.cell_off = np.r_[0, np.cumsum(self.n_cells)]  # (B + 1,)
-        count = np.bincount(self.cell_off[self.rank] + g_cell, minlength=self.cell_off[-1])
-        self.prefix = np.r_[0, np.cumsum(count)]  # first sorted GT of each global cell
+        cell_id = self.cell_off[self.rank] + g_cell  # (G,) global cell, blocks in order
+        count = np.bincount(cell_id, minlength=self.cell_off[-1])
+        self.prefix = np.r_[0, np.cumsum(count)]  # first GT of each global cell in ``by_cell``
+        # slots by global cell (only cells matter, not the order of starts inside one); a
+        # stable sort of 16-bit keys is a radix sort
+        key = cell_id.astype(np.uint16) if self.cell_off[-1] <= 2**16 else cell_id
+        self.by_cell = np.argsort(key, kind="stable")  # (G,)
         self.longest = longest
 
     def pairs(
@@ -271,7 +274,7 @@ class _GtGrid:
         b = np.where(c_hi >= c_lo, self.prefix[off + np.maximum(c_hi, c_lo) + 1], a)
         count = b - a
         pos = np.arange(int(count.sum())) + np.repeat(a - (np.cumsum(count) - count), count)
-        return np.repeat(pred, count), self.by_start[pos]
+        return np.repeat(pred, count), self.by_cell[pos]
 
 
 def _block_ranges(pred_block: np.ndarray, gt_block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
