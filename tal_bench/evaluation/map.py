@@ -189,7 +189,7 @@ def index_strings(values: np.ndarray, keys: list[str]) -> np.ndarray:
     # at their end, so the last words are tried first).
     cols = list(range(len(k_words)))
     for j in cols[::-1]:
-        if np.unique(k_words[j]).size == fit_idx.size:
+        if _distinct(k_words[j]):
             cols = [j]
             break
     cand = _slot_lookup([v_words[j] for j in cols], [k_words[j] for j in cols])  # (M,)
@@ -240,18 +240,17 @@ def _slot_lookup(v_cols: list[np.ndarray], k_cols: list[np.ndarray]) -> np.ndarr
     """
     n_keys = k_cols[0].size
     bits = min(24, max(8, 2 * int(n_keys).bit_length()))
-    rng = np.random.default_rng(n_keys)
     if len(k_cols) == 1:  # the keys differ in this word: it is its own one-to-one hash
         v_hash, k_hash = v_cols[0], k_cols[0]
     else:
-        mult = rng.integers(1, 2**63, size=len(k_cols)).astype(np.uint64) | np.uint64(1)
+        mult = _odd_constants(len(k_cols), offset=8)
         v_hash, k_hash = _mix(v_cols, mult), _mix(k_cols, mult)
-        if np.unique(k_hash).size < n_keys:
+        if not _distinct(k_hash):
             return None
     shift = np.uint64(64 - bits)
-    for seed in rng.integers(1, 2**63, size=8).astype(np.uint64) | np.uint64(1):
+    for seed in _odd_constants(8):
         k_slot = ((k_hash * seed) >> shift).astype(np.int64)
-        if np.unique(k_slot).size == n_keys:
+        if _distinct(k_slot):
             # a small table stays in cache for the random reads
             table = np.zeros(2**bits, dtype=np.int16 if n_keys < 2**15 else np.int64)
             table[k_slot] = np.arange(n_keys)
@@ -261,6 +260,21 @@ def _slot_lookup(v_cols: list[np.ndarray], k_cols: list[np.ndarray]) -> np.ndarr
     order = np.argsort(k_hash)
     pos = np.searchsorted(k_hash[order], v_hash).clip(0, n_keys - 1)
     return order[pos]
+
+
+def _odd_constants(n: int, offset: int = 0) -> np.ndarray:
+    """(n,) fixed odd 64-bit multipliers (odd multiples of the golden-ratio constant).
+
+    Any odd multipliers do: every candidate slot is checked against the key it names.
+    """
+    odd = np.arange(2 * offset + 1, 2 * (offset + n), 2, dtype=np.uint64)  # (n,)
+    return odd * np.uint64(0x9E3779B97F4A7C15) | np.uint64(1)
+
+
+def _distinct(values: np.ndarray) -> bool:
+    """No two of the (few) values are equal (cheaper than ``np.unique`` on small arrays)."""
+    ordered = np.sort(values)
+    return bool((ordered[1:] != ordered[:-1]).all())
 
 
 def _mix(words: list[np.ndarray], mult: np.ndarray) -> np.ndarray:
