@@ -33,6 +33,11 @@ import numpy as np
 
 from tal_bench.evaluation.tiou import pairwise_tiou
 
+# Up to this many contenders left to the general rule are matched by a plain loop: with real
+# detections only a few dozen share a GT with another candidate, and a loop over them is
+# several times cheaper than the vectorised rounds (their fixed cost is ~20 array operations).
+LOOP_CONTENDERS = 256
+
 
 @dataclass
 class _Pairs:
@@ -113,8 +118,11 @@ def greedy_match(
     general[c_owner[~simple]] = True
     blocks = (ps, pe, gt_start_s, gt_end_s)
     cand_slot, cand_tiou, has = _candidates(pairs, is_cand, general, num_gt, blocks)
-    rank = _rank_in_component(cand_slot, num_gt)
-    tp[:, column[has]] = _assign(cand_slot, cand_tiou, rank, thresholds, num_gt)
+    if has.size <= LOOP_CONTENDERS:
+        tp[:, column[has]] = _assign_in_order(cand_slot, cand_tiou, thresholds)
+    else:
+        rank = _rank_in_component(cand_slot, num_gt)
+        tp[:, column[has]] = _assign(cand_slot, cand_tiou, rank, thresholds, num_gt)
     return contender, tp
 
 
@@ -382,6 +390,34 @@ def _rank_in_component(cand_slot: np.ndarray, num_gt: int) -> np.ndarray:
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n) - first_pos
     return rank
+
+
+def _assign_in_order(
+    cand_slot: np.ndarray, cand_tiou: np.ndarray, thresholds: np.ndarray
+) -> np.ndarray:
+    """The official greedy rule as a loop, for a few contenders in visit order.
+
+    Each contender, at each threshold, takes its first candidate (official order) that is not
+    taken yet, unless a candidate below the threshold comes first (padding is -inf, so it stops
+    the walk; NaN is not below anything, so it matches). Contenders of different components
+    never share a GT, so one pass in visit order is each component's own greedy order.
+
+    Returns:
+        (K, N) bool true positives of the contenders.
+    """
+    thr = thresholds.tolist()
+    tp = np.zeros((len(thr), len(cand_slot)), dtype=bool)  # (K, N)
+    taken: list[set[int]] = [set() for _ in thr]
+    for j, (slots, tious) in enumerate(zip(cand_slot.tolist(), cand_tiou.tolist(), strict=True)):
+        for k, t in enumerate(thr):
+            for slot, value in zip(slots, tious, strict=True):
+                if value < t:
+                    break
+                if slot not in taken[k]:
+                    taken[k].add(slot)
+                    tp[k, j] = True
+                    break
+    return tp
 
 
 def _assign(

@@ -54,10 +54,13 @@ def mixed_case(seed: int, offset: float = 0.0):
     return annotations(videos), detections([rows[i] for i in order])
 
 
+@pytest.mark.parametrize("loop_contenders", [0, 10**9])  # vectorised rounds | plain loop
 @pytest.mark.parametrize("seed", range(12))
-def test_single_candidate_pass_and_rounds_agree_with_reference(seed, monkeypatch):
+def test_single_candidate_pass_and_rounds_agree_with_reference(seed, loop_contenders, monkeypatch):
     calls = {"first": 0, "rounds": 0}
-    first, rounds = matching._first_reaching, matching._assign
+    rounds_fn = "_assign" if loop_contenders == 0 else "_assign_in_order"
+    first, rounds = matching._first_reaching, getattr(matching, rounds_fn)
+    monkeypatch.setattr(matching, "LOOP_CONTENDERS", loop_contenders)
 
     def count_first(*a):
         calls["first"] += 1
@@ -68,7 +71,7 @@ def test_single_candidate_pass_and_rounds_agree_with_reference(seed, monkeypatch
         return rounds(*a)
 
     monkeypatch.setattr(matching, "_first_reaching", count_first)
-    monkeypatch.setattr(matching, "_assign", count_rounds)
+    monkeypatch.setattr(matching, rounds_fn, count_rounds)
     gt, dets = mixed_case(seed)
     for thresholds in (THUMOS, ANET):
         assert_same(gt, dets, thresholds)
@@ -77,6 +80,7 @@ def test_single_candidate_pass_and_rounds_agree_with_reference(seed, monkeypatch
 
 def test_only_single_candidates_skip_the_rounds(monkeypatch):
     monkeypatch.setattr(matching, "_assign", None)  # must not be reached
+    monkeypatch.setattr(matching, "_assign_in_order", None)
     gt = annotations([video("v", "validation", [("A", 0, 10), ("A", 50, 60)])])
     dets = detections(
         [
