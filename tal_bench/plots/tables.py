@@ -167,6 +167,7 @@ _PROFILE_COLS = (
     "cpu_util_mean",
     "gpu_util_mean",
     "roofline_fraction",
+    "machine_drift_frac",
 )
 
 
@@ -210,6 +211,8 @@ def profile_table(rows: pd.DataFrame) -> Table:
             "CPU util (%)": data["cpu_util_mean"].map(lambda v: fmt_num(v, 1)),
             "GPU util (%)": data["gpu_util_mean"].map(lambda v: fmt_num(v, 1)),
             "roofline fraction": data["roofline_fraction"].map(lambda v: fmt_num(v, 3)),
+            # the control matmul's change over the timing: no latency is steadier than this
+            "machine drift (%)": (100 * data["machine_drift_frac"]).map(lambda v: fmt_num(v, 1)),
         }
     )
     return Table("profile_table", "Profile summary (mean over repeated rows)", data, display)

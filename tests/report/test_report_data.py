@@ -276,3 +276,18 @@ def test_full_ratio_cell_is_shared_by_strategies_without_one() -> None:
     assert table.loc[("grid", 1.0), "train_time_s_mean"] == 320.0
     assert table.loc[("block", 1.0), "map_avg_pct_mean"] == 40.0  # its own cell, not shared
     assert table.loc[("random", 1.0), "n_rows"] == 1 and len(table) == 6
+
+
+def test_profile_table_shows_machine_drift_when_recorded() -> None:
+    from tal_bench.plots.tables import profile_table
+
+    base = {"status": "ok", "model": "etad", "device": "cpu", "mode": "infer", "threads": 2}
+    rows = pd.DataFrame(
+        [
+            {**base, "length": 100, "machine_drift_frac": 0.05},
+            {**base, "length": 100, "machine_drift_frac": -0.01},  # repeated: the mean
+            {**base, "length": 300},  # recorded before the control existed
+        ]
+    )
+    shown = profile_table(rows).display["machine drift (%)"].tolist()
+    assert shown == ["2.0", "-"]
