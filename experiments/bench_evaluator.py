@@ -116,8 +116,8 @@ def main() -> None:
         fast_wall, fast_cpu, fast = time_call(
             lambda: evaluate_detections(gt, "test", dets, thresholds), args.repeats, warm=False
         )
-        pair = (loop_wall[0], loop_cpu[0], statistics.median(fast_wall))
-        pairs.append((*pair, statistics.median(fast_cpu)))
+        f_wall, f_cpu = statistics.median(fast_wall), statistics.median(fast_cpu)
+        pairs.append((loop_wall[0], loop_cpu[0], f_wall, f_cpu))
 
     order = [ref["classes"].index(c) for c in fast.classes]
     max_diff = float(np.abs(fast.ap - ref["ap"][:, order]).max())

@@ -1,8 +1,8 @@
 """How steady is this machine? A fixed workload timed back to back for minutes.
 
 ``talbench profile`` can only be as repeatable as the machine under it. This script repeats two
-fixed workloads in turn for ``--seconds``: a 512x512 fp32 matmul (median of 40 calls, the same
-control every profile row records) and one full ETAD inference pass over a length-L input
+fixed workloads in turn for ``--seconds``: a 512x512 fp32 matmul (median of 40 calls; the
+profile rows' control uses the same size) and one full ETAD inference pass over a length-L input
 (all its windows, as ``talbench profile --length L`` times them). It then cuts the trace into
 consecutive windows of ``--window`` seconds, about as long as one profile call, and reports the
 spread ``(max - min) / median`` of the window medians over every three consecutive windows:

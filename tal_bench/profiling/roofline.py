@@ -55,19 +55,7 @@ def measure_gemm_peak(
     by_size: dict[int, float] = {}
     n_threads = torch.get_num_threads() if threads is None else threads
     for n in sizes:
-        a = torch.randn(n, n, generator=gen).to(dev)  # (n, n)
-        b = torch.randn(n, n, generator=gen).to(dev)  # (n, n)
-        out = torch.empty(n, n, device=dev)
-        timing = time_call(
-            lambda a=a, b=b, out=out: torch.mm(a, b, out=out),
-            device=str(dev),
-            threads=n_threads,
-            warmup=1,
-            min_run_time_s=min_run_time_s,
-            min_rounds=3,
-        )
-        by_size[n] = n**3 / (timing.stats.median / 1e3) / 1e9
-        del a, b, out
+        by_size[n] = n**3 / (_matmul_ms(dev, n, n_threads, min_run_time_s, gen) / 1e3) / 1e9
     best = max(by_size, key=by_size.__getitem__)
     tf32 = torch.backends.cuda.matmul.allow_tf32 if dev.type == "cuda" else None
     return GemmPeak(by_size[best], best, n_threads, str(dev), by_size, tf32)
@@ -95,17 +83,24 @@ def control_ms(device: str = "cpu", threads: int | None = None) -> float:
     better than that change.
     """
     dev = torch.device(device)
-    n = CONTROL_SIZE[dev.type]
+    n_threads = torch.get_num_threads() if threads is None else threads
     gen = torch.Generator().manual_seed(1)
+    return _matmul_ms(dev, CONTROL_SIZE[dev.type], n_threads, CONTROL_RUN_TIME_S, gen)
+
+
+def _matmul_ms(
+    dev: torch.device, n: int, threads: int, min_run_time_s: float, gen: torch.Generator
+) -> float:
+    """Median time of ``A @ B`` for random fp32 (n, n) matrices (``blocked_autorange``), ms."""
     a = torch.randn(n, n, generator=gen).to(dev)  # (n, n)
     b = torch.randn(n, n, generator=gen).to(dev)  # (n, n)
     out = torch.empty(n, n, device=dev)
     timing = time_call(
         lambda: torch.mm(a, b, out=out),
         device=str(dev),
-        threads=torch.get_num_threads() if threads is None else threads,
+        threads=threads,
         warmup=1,
-        min_run_time_s=CONTROL_RUN_TIME_S,
+        min_run_time_s=min_run_time_s,
         min_rounds=3,
     )
     return timing.stats.median
