@@ -1,6 +1,6 @@
 """Visit-order positions of the predictions that can match (``_wanted_positions``) against the
 official per-class ``argsort()[::-1]``: ties, near-equal and non-finite scores, dropped labels,
-and the full-sort fallback past 2^16 classes; plus whole evaluations that need a redone class."""
+and 64-bit keys past 2^16 classes; plus whole evaluations that need a redone class."""
 
 from __future__ import annotations
 
