@@ -7,15 +7,24 @@ from tal_bench.evaluation.io import (
     make_detections,
     write_predictions_json,
 )
-from tal_bench.evaluation.map import EvalResult, dedup_mask, evaluate_detections, threshold_keys
+from tal_bench.evaluation.map import (
+    EvalResult,
+    GroundTruthIndex,
+    dedup_mask,
+    evaluate_detections,
+    prepare_ground_truth,
+    threshold_keys,
+)
 from tal_bench.evaluation.tiou import segment_tiou, tiou_preset
 
 __all__ = [
     "EvalResult",
+    "GroundTruthIndex",
     "dedup_mask",
     "evaluate_detections",
     "load_predictions",
     "make_detections",
+    "prepare_ground_truth",
     "segment_tiou",
     "threshold_keys",
     "tiou_preset",

@@ -23,7 +23,8 @@ import pandas as pd
 
 from tal_bench.data.annotations import select_subset
 from tal_bench.errors import TalBenchError
-from tal_bench.evaluation.matching import greedy_match
+from tal_bench.evaluation.matching import GtGrid, greedy_match
+from tal_bench.evaluation.strings import StringKeys
 from tal_bench.evaluation.tiou import check_thresholds
 from tal_bench.types import Annotations, Detections, VideoRecord
 
@@ -101,6 +102,9 @@ def evaluate_detections(
 ) -> EvalResult:
     """Official ActivityNet detection mAP of ``dets`` against one subset of ``gt``.
 
+    To score many prediction sets against one subset, prepare it once with
+    :func:`prepare_ground_truth` and call its ``evaluate``: the result is the same.
+
     Args:
         gt: ground truth (any supported annotation file).
         subset: the raw subset string ("Test", "validation") or a normalised name ("test").
@@ -113,6 +117,78 @@ def evaluate_detections(
         ``EvalResult`` with mAP per threshold and average_mAP as fractions.
     """
     thresholds = check_thresholds(tiou_thresholds)
+    return prepare_ground_truth(gt, subset, dedup).evaluate(dets, thresholds)
+
+
+@dataclass
+class GroundTruthIndex:
+    """One subset of the ground truth, laid out for scoring (see :func:`prepare_ground_truth`).
+
+    Everything here depends on the GT only: the GT table sorted by (class, video) block, the
+    block grid of the matching, and the key tables of the video-id and class-name lookups.
+    """
+
+    subset: str  # as requested
+    subset_match: str  # "raw" or "normalized"
+    subset_raw: list[str]  # raw names of the videos used
+    dedup: bool
+    num_videos: int
+    classes: list[str]  # (C,) classes with GT in the subset, first-appearance order
+    npos: np.ndarray  # (C,) GT instances per class
+    num_gt_removed: int
+    gt_block: np.ndarray  # (G,) class * num_videos + video, ascending
+    gt_start_s: np.ndarray  # (G,) in ``gt_block`` order
+    gt_end_s: np.ndarray  # (G,)
+    grid: GtGrid
+    video_keys: StringKeys
+    class_keys: StringKeys
+
+    @property
+    def num_gt(self) -> int:
+        return int(self.gt_block.size)
+
+    def evaluate(self, dets: Detections, tiou_thresholds: np.ndarray) -> EvalResult:
+        """Official ActivityNet detection mAP of ``dets`` against this subset.
+
+        Args:
+            dets: predictions in seconds, any videos.
+            tiou_thresholds: (K,) thresholds, e.g. ``tiou_preset("thumos")``.
+        """
+        thresholds = check_thresholds(tiou_thresholds)
+        p_vid = self.video_keys.index(dets.video_ids)  # (M,) -1: other video
+        p_cls = self.class_keys.index(dets.labels)  # (M,) -1: label without GT, dropped
+        ap = _ap_all_classes(self, dets, p_vid, p_cls, thresholds)
+        mean_ap = ap.mean(axis=1)  # (K,)
+        dropped = p_cls < 0
+        labels = np.asarray(dets.labels)
+        return EvalResult(
+            tiou_thresholds=thresholds,
+            mAP={float(t): float(m) for t, m in zip(thresholds, mean_ap, strict=True)},
+            average_mAP=float(mean_ap.mean()),
+            ap=ap,
+            classes=list(self.classes),
+            num_gt=self.num_gt,
+            num_pred=len(dets),
+            num_dropped_pred=int(dropped.sum()),
+            dropped_labels=sorted({str(x) for x in labels[dropped].tolist()}),
+            subset=self.subset,
+            subset_match=self.subset_match,
+            subset_raw=list(self.subset_raw),
+            num_videos=self.num_videos,
+            num_pred_outside_subset=int(((p_vid < 0) & ~dropped).sum()),
+            num_gt_removed=self.num_gt_removed,
+            dedup=self.dedup,
+        )
+
+
+def prepare_ground_truth(gt: Annotations, subset: str, dedup: bool = False) -> GroundTruthIndex:
+    """Lay out one subset of ``gt`` for scoring; ``evaluate_detections`` does this every call.
+
+    Args:
+        gt: ground truth (any supported annotation file).
+        subset: the raw subset string ("Test", "validation") or a normalised name ("test").
+        dedup: ActionFormer's GT de-duplication (see ``evaluate_detections``).
+    """
     videos, how = select_subset(gt, subset, require_instances=True)
     table = _gt_table(videos, dedup)
     if not table.labels:
@@ -122,167 +198,25 @@ def evaluate_detections(
         )
     codes, uniques = pd.factorize(np.asarray(table.labels, dtype=object))  # first appearance
     classes, gt_cls = [str(c) for c in uniques], codes.astype(np.int64)
-    p_vid = index_strings(dets.video_ids, [v.video_id for v in videos])  # (M,) -1: other video
-    p_cls = index_strings(dets.labels, classes)  # (M,) -1: label without GT, dropped
-    ap = _ap_all_classes(table, gt_cls, dets, p_vid, p_cls, thresholds, len(videos), len(classes))
-    mean_ap = ap.mean(axis=1)  # (K,)
-    dropped = p_cls < 0
-    labels = np.asarray(dets.labels)
-    return EvalResult(
-        tiou_thresholds=thresholds,
-        mAP={float(t): float(m) for t, m in zip(thresholds, mean_ap, strict=True)},
-        average_mAP=float(mean_ap.mean()),
-        ap=ap,
-        classes=classes,
-        num_gt=len(table.labels),
-        num_pred=len(dets),
-        num_dropped_pred=int(dropped.sum()),
-        dropped_labels=sorted({str(x) for x in labels[dropped].tolist()}),
+    gt_block = gt_cls * len(videos) + table.video_idx  # (G,)
+    g_order = np.argsort(gt_block, kind="stable")  # file order kept inside a block
+    gt_block, start_s, end_s = gt_block[g_order], table.start_s[g_order], table.end_s[g_order]
+    return GroundTruthIndex(
         subset=subset,
         subset_match=how,
         subset_raw=sorted({v.subset_raw for v in videos}),
-        num_videos=len(videos),
-        num_pred_outside_subset=int(((p_vid < 0) & ~dropped).sum()),
-        num_gt_removed=table.num_removed,
         dedup=dedup,
+        num_videos=len(videos),
+        classes=classes,
+        npos=np.bincount(gt_cls, minlength=len(classes)),
+        num_gt_removed=table.num_removed,
+        gt_block=gt_block,
+        gt_start_s=start_s,
+        gt_end_s=end_s,
+        grid=GtGrid(gt_block, start_s, end_s - start_s),
+        video_keys=StringKeys([v.video_id for v in videos]),
+        class_keys=StringKeys(classes),
     )
-
-
-def index_strings(values: np.ndarray, keys: list[str]) -> np.ndarray:
-    """Position of each value in ``keys`` (-1 if absent), for tens of thousands of strings.
-
-    Sorting or hashing strings one by one in Python is slow. Instead every fixed-width string is
-    read as a few 64-bit words of its bytes (one byte per character when all are Latin-1); a
-    hash of one word in which the keys all differ (else of all words) picks a slot in a table
-    where no two keys collide, and each value is compared word by word with the key in its
-    slot, so the answer is exact whatever the hash does.
-
-    Args:
-        values: (M,) strings (any array-like; ``<U`` arrays are fastest).
-        keys: distinct strings.
-
-    Returns:
-        (M,) int64 indices.
-    """
-    arr = np.asarray(values)
-    if arr.dtype.kind != "U":
-        arr = arr.astype(str)
-    arr = arr.reshape(-1)
-    out = np.full(arr.size, -1, dtype=np.int64)
-    width = arr.dtype.itemsize // 4
-    if arr.size == 0 or width == 0 or not keys:
-        if width == 0 and "" in keys:  # only empty strings
-            out[:] = keys.index("")
-        return out
-    narrow = int(arr.view(np.uint32).max()) < 256  # Latin-1: one byte per character
-    key_all = np.asarray(keys, dtype=str)
-    ok = np.strings.str_len(key_all) <= width  # a longer key equals no value
-    if narrow:
-        ok &= key_all.view(np.uint32).reshape(len(keys), -1).max(axis=1, initial=0) < 256
-    fit_idx = np.flatnonzero(ok)
-    if fit_idx.size == 0:
-        return out
-    v_words = _string_words(arr, narrow)  # N x (M,)
-    k_words = _string_words(key_all[fit_idx].astype(arr.dtype), narrow)  # N x (K,)
-    k_words = [np.ascontiguousarray(w) for w in k_words]
-    # Hash only a word that already tells the keys apart, if there is one (ids tend to differ
-    # at their end, so the last words are tried first).
-    cols = list(range(len(k_words)))
-    for j in cols[::-1]:
-        if _distinct(k_words[j]):
-            cols = [j]
-            break
-    cand = _slot_lookup([v_words[j] for j in cols], [k_words[j] for j in cols])  # (M,)
-    if cand is None:  # two keys with one 64-bit hash: compare whole strings
-        lookup = {keys[i]: i for i in fit_idx.tolist()}
-        return np.fromiter((lookup.get(v, -1) for v in arr.tolist()), np.int64, arr.size)
-    # Fancy indexing converts int16 indices to intp on every gather: convert them once.
-    cand = cand.astype(np.intp, copy=False)
-    same = v_words[0] == k_words[0][cand]
-    for vw, kw in zip(v_words[1:], k_words[1:], strict=True):
-        same &= vw == kw[cand]
-    return np.where(same, fit_idx[cand], -1)
-
-
-def _string_words(arr: np.ndarray, narrow: bool) -> list[np.ndarray]:
-    """The bytes of each string of a 1-D ``<U`` array as (M,) uint64 words (they may overlap).
-
-    ``narrow``: every code point is below 256, so one byte per character is kept. Words are
-    read in place through unaligned strided views; the last one ends at the string's end.
-    """
-    data = arr.view(np.uint32).reshape(arr.size, -1)  # (M, W) code points
-    if narrow:
-        data = data.astype(np.uint8)
-    data = data.view(np.uint8).reshape(arr.size, -1)  # (M, B) bytes
-    n_bytes = data.shape[1]
-    if n_bytes < 8:
-        padded = np.zeros((arr.size, 8), dtype=np.uint8)
-        padded[:, :n_bytes] = data
-        data, n_bytes = padded, 8
-    data = np.ascontiguousarray(data)
-    offsets = list(range(0, n_bytes - 7, 8))
-    if offsets[-1] != n_bytes - 8:
-        offsets.append(n_bytes - 8)
-    return [
-        np.ndarray((arr.size,), dtype=np.uint64, buffer=data, offset=o, strides=(n_bytes,))
-        for o in offsets
-    ]
-
-
-def _slot_lookup(v_cols: list[np.ndarray], k_cols: list[np.ndarray]) -> np.ndarray:
-    """Key row whose hash slot each value falls in (any key where the slot is empty).
-
-    The keys are distinct on ``k_cols`` as a whole; multipliers are tried until no two keys share
-    a slot (about K^2 slots make that likely), else the sorted key hashes are searched.
-
-    Returns:
-        (M,) int64 key rows, to be checked by the caller; None if two keys hash alike.
-    """
-    n_keys = k_cols[0].size
-    bits = min(24, max(8, 2 * int(n_keys).bit_length()))
-    if len(k_cols) == 1:  # the keys differ in this word: it is its own one-to-one hash
-        v_hash, k_hash = v_cols[0], k_cols[0]
-    else:
-        mult = _odd_constants(len(k_cols), offset=8)
-        v_hash, k_hash = _mix(v_cols, mult), _mix(k_cols, mult)
-        if not _distinct(k_hash):
-            return None
-    shift = np.uint64(64 - bits)
-    for seed in _odd_constants(8):
-        k_slot = ((k_hash * seed) >> shift).astype(np.int64)
-        if _distinct(k_slot):
-            # a small table stays in cache for the random reads
-            table = np.zeros(2**bits, dtype=np.int16 if n_keys < 2**15 else np.int64)
-            table[k_slot] = np.arange(n_keys)
-            slot = v_hash * seed  # (M,) new array, shifted in place
-            slot >>= shift
-            return table[slot.view(np.int64)]  # below 2^bits: the same values, no converting copy
-    order = np.argsort(k_hash)
-    pos = np.searchsorted(k_hash[order], v_hash).clip(0, n_keys - 1)
-    return order[pos]
-
-
-def _odd_constants(n: int, offset: int = 0) -> np.ndarray:
-    """(n,) fixed odd 64-bit multipliers (odd multiples of the golden-ratio constant).
-
-    Any odd multipliers do: every candidate slot is checked against the key it names.
-    """
-    odd = np.arange(2 * offset + 1, 2 * (offset + n), 2, dtype=np.uint64)  # (n,)
-    return odd * np.uint64(0x9E3779B97F4A7C15) | np.uint64(1)
-
-
-def _distinct(values: np.ndarray) -> bool:
-    """No two of the (few) values are equal (cheaper than ``np.unique`` on small arrays)."""
-    ordered = np.sort(values)
-    return bool((ordered[1:] != ordered[:-1]).all())
-
-
-def _mix(words: list[np.ndarray], mult: np.ndarray) -> np.ndarray:
-    """(M,) uint64 hash of the words (wrapping arithmetic)."""
-    out = words[0] * mult[0]
-    for w, m in zip(words[1:], mult[1:], strict=True):
-        out += w * m
-    return out ^ (out >> np.uint64(31))
 
 
 def _gt_table(videos: list[VideoRecord], dedup: bool) -> _GtTable:
@@ -349,36 +283,32 @@ def dedup_mask(labels: list[str], segments_s: np.ndarray, tol_s: float = DEDUP_T
 
 
 def _ap_all_classes(
-    table: _GtTable,
-    gt_cls: np.ndarray,
+    index: GroundTruthIndex,
     dets: Detections,
     p_vid: np.ndarray,
     p_cls: np.ndarray,
     thresholds: np.ndarray,
-    num_videos: int,
-    num_classes: int,
 ) -> np.ndarray:
     """(K, C) AP: official visit order per class, one vectorised matching for all classes."""
+    num_videos, num_classes = index.num_videos, len(index.classes)
     scores = np.asarray(dets.scores, dtype=np.float64)
-    gt_block = gt_cls * num_videos + table.video_idx  # (G,)
-    g_order = np.argsort(gt_block, kind="stable")  # file order kept inside a block
     matchable = (p_vid >= 0) & (p_cls >= 0)  # on a subset video, with a kept label
     pred_block = np.where(matchable, p_cls * num_videos + p_vid, -1)  # (M,)
-    wanted = _block_has_gt(pred_block, gt_block, num_classes * num_videos)  # (M,)
+    wanted = _block_has_gt(pred_block, index.gt_block, num_classes * num_videos)  # (M,)
     # only predictions whose block has GT can be TPs: the rest count by their class alone
     rows, pos, offsets = _wanted_positions(p_cls, scores, num_classes, wanted)  # (S,), (S,)
     contender, tp = greedy_match(
         pred_block[rows],
         np.asarray(dets.t_start_s, dtype=np.float64),
         np.asarray(dets.t_end_s, dtype=np.float64),
-        gt_block[g_order],
-        table.start_s[g_order],
-        table.end_s[g_order],
+        index.gt_block,
+        index.gt_start_s,
+        index.gt_end_s,
         thresholds,
         pred_rows=rows,
+        grid=index.grid,
     )  # (N,), (K, N)
-    npos = np.bincount(gt_cls, minlength=num_classes)  # (C,)
-    return class_aps(pos[contender], tp, np.diff(offsets), npos)
+    return class_aps(pos[contender], tp, np.diff(offsets), index.npos)
 
 
 def _block_has_gt(pred_block: np.ndarray, gt_block: np.ndarray, num_blocks: int) -> np.ndarray:

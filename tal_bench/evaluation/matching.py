@@ -60,6 +60,7 @@ def greedy_match(
     gt_end_s: np.ndarray,
     thresholds: np.ndarray,
     pred_rows: np.ndarray | None = None,
+    grid: GtGrid | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """True positives of every prediction at every threshold.
 
@@ -76,6 +77,8 @@ def greedy_match(
         thresholds: (K,) tIoU thresholds.
         pred_rows: (M,) row in ``pred_start_s`` / ``pred_end_s`` of each prediction, so that
             only the few predictions whose block has GT are ever gathered.
+        grid: ``GtGrid(gt_block, gt_start_s, gt_end_s - gt_start_s)`` if already built (it
+            depends on the GT only, so a prepared ground truth keeps it).
 
     Returns:
         contender (N,) ascending indices of the predictions that have a candidate GT, and
@@ -90,7 +93,9 @@ def greedy_match(
         return none
     rows = some if pred_rows is None else pred_rows[some]
     ps, pe = pred_start_s[rows], pred_end_s[rows]  # (S,) from here on, indices into `some`
-    pairs = _block_pairs(lo[some], n_gt[some], ps, pe, gt_block, gt_start_s, gt_end_s)
+    if grid is None:
+        grid = GtGrid(gt_block, gt_start_s, gt_end_s - gt_start_s)
+    pairs = _block_pairs(lo[some], n_gt[some], ps, pe, grid, gt_start_s, gt_end_s)
     if pairs is None:
         return none
     num_gt = len(gt_block)
@@ -160,7 +165,7 @@ def _block_pairs(
     n_gt: np.ndarray,
     ps: np.ndarray,
     pe: np.ndarray,
-    gt_block: np.ndarray,
+    grid: GtGrid,
     gs: np.ndarray,
     ge: np.ndarray,
 ) -> _Pairs | None:
@@ -168,7 +173,7 @@ def _block_pairs(
 
     With finite positive lengths, tIoU > 0 needs an overlap, so only GT starting in
     [pred start - longest GT of the block, pred end] are paired (found through a grid, see
-    ``_GtGrid``). A zero-length, reversed or non-finite segment on either side can give
+    ``GtGrid``). A zero-length, reversed or non-finite segment on either side can give
     0/0 = NaN anywhere, so such predictions (and every prediction of a block holding such GT,
     or whose grid would be too fine for its time values) are paired with all GT of their block.
 
@@ -176,9 +181,9 @@ def _block_pairs(
         lo: (S,) first GT of each prediction's block (every block here has GT).
         n_gt: (S,) GT in the block.
         ps, pe: (S,) prediction starts and ends.
-        gt_block, gs, ge: (G,) GT blocks, starts and ends.
+        grid: the GT bucketed by block and start.
+        gs, ge: (G,) GT starts and ends.
     """
-    grid = _GtGrid(gt_block, gs, ge - gs)
     p_len = pe - ps
     rank = grid.rank[lo]  # (S,) block rank of each prediction
     odd = ~(np.isfinite(p_len) & (p_len > 0)) | grid.odd[rank]  # (S,)
@@ -195,7 +200,7 @@ def _block_pairs(
 
 
 def _split_pairs(
-    grid: _GtGrid,
+    grid: GtGrid,
     odd: np.ndarray,
     lo: np.ndarray,
     n_gt: np.ndarray,
@@ -221,7 +226,7 @@ def _split_pairs(
     return pair_pred[order], pair_slot[order]
 
 
-class _GtGrid:
+class GtGrid:
     """GT of each block bucketed by start into cells a quarter of the block's longest GT wide.
 
     A GT overlapping a prediction starts in [pred start - longest, pred end], which lies in the

@@ -1,5 +1,5 @@
 """The evaluator's shortcuts against the plain reference: the single-candidate pass, the
-multi-candidate rounds, the GT start grid and the string lookup."""
+multi-candidate rounds, the GT start grid, the string lookup and a prepared ground truth."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from evalhelpers import annotations, detections, video
 from reference import reference_evaluate
 
-from tal_bench.evaluation import evaluate_detections, matching, tiou_preset
-from tal_bench.evaluation.map import index_strings
+from tal_bench.evaluation import evaluate_detections, matching, prepare_ground_truth, tiou_preset
+from tal_bench.evaluation.strings import StringKeys, index_strings
 
 THUMOS = tiou_preset("thumos")
 ANET = tiou_preset("anet")
@@ -135,3 +135,38 @@ def test_index_strings_is_an_exact_lookup():
         lookup = {k: i for i, k in enumerate(keys)}
         expected = [lookup.get(v, -1) for v in values]
         assert index_strings(np.asarray(values), keys).tolist() == expected
+
+
+def test_one_string_keys_serves_values_of_any_width():
+    """The key tables are kept per value layout: reusing them must not change an answer."""
+    keys = StringKeys(["v1", "video_0002", "é", "\u4e2d文", ""])
+    cases = [
+        ["v1", "video_0002", "x"],  # <U10, Latin-1
+        ["v1", "é", "v1"],  # <U2: "video_0002" and "中文" cannot fit
+        ["中文", "v1", "é"],  # wide characters
+        ["video_0002", "video_0002_long", "v1"],  # wider than every key
+        ["", "v1"],
+        ["v1", "video_0002", "x"],  # the first layout again, from the kept table
+    ]
+    lookup = {k: i for i, k in enumerate(keys.keys)}
+    for values in cases:
+        expected = [lookup.get(v, -1) for v in values]
+        assert keys.index(np.asarray(values)).tolist() == expected, values
+
+
+@pytest.mark.parametrize("dedup", [False, True])
+def test_prepared_ground_truth_scores_many_prediction_sets(dedup):
+    """One ``prepare_ground_truth`` reused for several prediction sets gives, each time, what
+    ``evaluate_detections`` and the reference give."""
+    gt, _ = mixed_case(0)
+    index = prepare_ground_truth(gt, "validation", dedup=dedup)
+    for seed in range(1, 6):
+        _, dets = mixed_case(seed)
+        for thresholds in (THUMOS, ANET):
+            ref = reference_evaluate(gt, "validation", dets, thresholds, dedup=dedup)
+            res = index.evaluate(dets, thresholds)
+            assert res.classes == ref["classes"]
+            np.testing.assert_allclose(res.ap, ref["ap"], rtol=0, atol=1e-12)
+            again = evaluate_detections(gt, "validation", dets, thresholds, dedup=dedup)
+            np.testing.assert_array_equal(res.ap, again.ap)
+            assert res.summary() == again.summary()
