@@ -140,8 +140,16 @@ def _first_reaching(
 ) -> None:
     """Mark, per GT and threshold, the first prediction (visit order) not below the threshold.
 
+    A contender reaches the thresholds not above its tIoU (all of them for NaN, which is below
+    nothing): a *level*, the number of sorted thresholds reached. It is the first to reach a
+    threshold exactly when no earlier contender of its GT reached it, so it takes the sorted
+    thresholds from the best earlier level of its GT up to its own. The best earlier level is
+    an exclusive running maximum inside each GT: one ``maximum.accumulate`` over
+    ``(GT rank + 1) * (K + 1) + level``, as GT ranks ascend and a GT never sees a lower one's
+    levels. The two levels, put back in the columns of ``tp``, give its rows by broadcasting.
+
     Args:
-        tp: (K, N) C-contiguous, written in place.
+        tp: (K, N) bool, or-ed in place.
         pred: (S,) columns of the predictions, ascending (visit order), each with this single
             candidate.
         slot: (S,) their GT.
@@ -151,13 +159,27 @@ def _first_reaching(
     key = slot.astype(np.uint16) if slot.max(initial=0) < 2**16 else slot  # radix sort if small
     by_gt = np.argsort(key, kind="stable")  # visit order kept inside each GT
     pred, slot, tiou = pred[by_gt], slot[by_gt], tiou[by_gt]
-    head = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])  # (U,) first pair of each GT
-    reach = ~(tiou[None, :] < thresholds[:, None])  # (K, S)
-    pos = np.where(reach, np.arange(slot.size), slot.size)  # (K, S)
-    first = np.minimum.reduceat(pos, head, axis=1).reshape(-1)  # (K * U,) first reaching, S: none
-    # flat indices: 2-D nonzero and 2-D fancy indexing are several times slower here
-    hit = np.flatnonzero(first < slot.size)  # threshold-major
-    tp.reshape(-1)[(hit // head.size) * tp.shape[1] + pred[first[hit]]] = True
+    k = thresholds.size
+    level = np.searchsorted(np.sort(thresholds), tiou, side="right")  # (S,) NaN: K
+    new_gt = np.empty(slot.size, dtype=bool)
+    new_gt[0] = True
+    np.not_equal(slot[1:], slot[:-1], out=new_gt[1:])
+    base = np.cumsum(new_gt)  # (S,) GT rank + 1, times K + 1 below
+    base *= k + 1
+    best = base + level
+    np.maximum.accumulate(best, out=best)  # (S,) best level so far in the GT, offset
+    before = np.empty_like(best)
+    before[0] = -1
+    before[1:] = best[:-1]
+    before -= base  # (S,) best earlier level; < 0 for a GT's first contender
+    # back to the columns of ``tp``; other columns keep level 0 and take nothing here
+    col_level = np.zeros(tp.shape[1], dtype=np.int64)
+    col_before = np.zeros(tp.shape[1], dtype=np.int64)
+    col_level[pred], col_before[pred] = level, before
+    rank = np.empty(k, dtype=np.int64)  # (K,) sorted rank of each threshold, in tp's row order
+    rank[np.argsort(thresholds)] = np.arange(k)
+    rank = rank[:, None]
+    tp |= (col_level > rank) & (col_before <= rank)  # (K, N): reaches, and nobody earlier did
 
 
 def _block_pairs(

@@ -73,7 +73,7 @@ def test_single_candidate_pass_and_rounds_agree_with_reference(seed, loop_conten
     monkeypatch.setattr(matching, "_first_reaching", count_first)
     monkeypatch.setattr(matching, rounds_fn, count_rounds)
     gt, dets = mixed_case(seed)
-    for thresholds in (THUMOS, ANET):
+    for thresholds in (THUMOS, ANET, ANET[::-1], np.array([0.6, 0.1, 0.95, 0.3])):
         assert_same(gt, dets, thresholds)
     assert calls["first"] and calls["rounds"]  # both paths ran
 
