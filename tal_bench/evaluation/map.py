@@ -23,6 +23,7 @@ import pandas as pd
 
 from tal_bench.data.annotations import select_subset
 from tal_bench.errors import TalBenchError
+from tal_bench.evaluation.arrays import offsets_of, run_starts
 from tal_bench.evaluation.matching import GtGrid, greedy_match
 from tal_bench.evaluation.strings import StringKeys
 from tal_bench.evaluation.tiou import check_thresholds
@@ -146,6 +147,13 @@ class GroundTruthIndex:
     @property
     def num_gt(self) -> int:
         return int(self.gt_block.size)
+
+    def block_has_gt(self, pred_block: np.ndarray) -> np.ndarray:
+        """(M,) bool: the prediction's block (-1: none) holds GT."""
+        if self.grid.block_count is None:  # block ids too sparse for a table
+            return np.isin(pred_block, self.gt_block)
+        has = self.grid.block_count > 0  # (B + 1,) the last entry (count 0) serves -1 and beyond
+        return np.take(has, np.minimum(pred_block, has.size - 1))
 
     def evaluate(self, dets: Detections, tiou_thresholds: np.ndarray) -> EvalResult:
         """Official ActivityNet detection mAP of ``dets`` against this subset.
@@ -294,7 +302,7 @@ def _ap_all_classes(
     scores = np.asarray(dets.scores, dtype=np.float64)
     matchable = (p_vid >= 0) & (p_cls >= 0)  # on a subset video, with a kept label
     pred_block = np.where(matchable, p_cls * num_videos + p_vid, -1)  # (M,)
-    wanted = _block_has_gt(pred_block, index.gt_block, num_classes * num_videos)  # (M,)
+    wanted = index.block_has_gt(pred_block)  # (M,)
     # only predictions whose block has GT can be TPs: the rest count by their class alone
     rows, pos, offsets = _wanted_positions(p_cls, scores, num_classes, wanted)  # (S,), (S,)
     contender, tp = greedy_match(
@@ -309,15 +317,6 @@ def _ap_all_classes(
         grid=index.grid,
     )  # (N,), (K, N)
     return class_aps(pos[contender], tp, np.diff(offsets), index.npos)
-
-
-def _block_has_gt(pred_block: np.ndarray, gt_block: np.ndarray, num_blocks: int) -> np.ndarray:
-    """(M,) bool: the prediction's block (-1: none) holds GT."""
-    if num_blocks > 8 * (pred_block.size + gt_block.size) + 1024:
-        return np.isin(pred_block, gt_block)
-    has = np.zeros(num_blocks + 1, dtype=bool)  # block -1 reads the trailing False
-    has[gt_block] = True
-    return has[pred_block]
 
 
 def _wanted_positions(
@@ -344,7 +343,7 @@ def _wanted_positions(
     """
     key, q_bits, redo = _visit_keys(p_cls, scores, num_classes)
     counts = np.bincount(p_cls + 1, minlength=num_classes + 1)[1:]  # -1 (dropped) in bin 0
-    offsets = np.r_[0, np.cumsum(counts)]  # dropped predictions sort after every class
+    offsets = offsets_of(counts)  # dropped predictions sort after every class
     order = _radix_argsort(key)  # (M,) by key: the visit order, class after class
     pick = wanted[order]  # (M,)
     pos = np.flatnonzero(pick)  # (S,)
@@ -465,7 +464,7 @@ def class_aps(
         (K, C) AP; 0 for a class without predictions.
     """
     k, n_cls = tp.shape[0], len(counts)
-    offsets = np.r_[0, np.cumsum(counts)]
+    offsets = offsets_of(counts)
     # row-major: by threshold, then class, then visit order (flat: 2-D nonzero is slower)
     t_idx, n_idx = np.divmod(np.flatnonzero(tp), tp.shape[1])
     m_idx = contender[n_idx]
@@ -534,7 +533,7 @@ def segment_suffix_max(values: np.ndarray, segment_end: np.ndarray) -> np.ndarra
     """
     index = np.arange(values.size)
     longest = int((segment_end - index).max(initial=0))
-    new_seg = np.r_[True, segment_end[1:] != segment_end[:-1]][: values.size]  # (T,)
+    new_seg = run_starts(segment_end)[: values.size]  # (T,)
     n_seg = int(new_seg.sum())
     if n_seg * longest <= 4 * values.size + 4096:  # few, even segments: one padded pass
         grid = np.full((n_seg, longest), -np.inf)  # (S, L), each segment reversed, from col 0

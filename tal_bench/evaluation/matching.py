@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tal_bench.evaluation.arrays import offsets_of, run_starts
 from tal_bench.evaluation.tiou import pairwise_tiou
 
 # Up to this many contenders left to the general rule are matched by a plain loop: with real
@@ -87,14 +88,14 @@ def greedy_match(
     """
     thresholds = np.asarray(thresholds, dtype=np.float64)
     none = np.zeros(0, np.int64), np.zeros((len(thresholds), 0), dtype=bool)
-    lo, n_gt = _block_ranges(pred_block, gt_block)  # (M,), (M,)
+    if grid is None:
+        grid = GtGrid(gt_block, gt_start_s, gt_end_s - gt_start_s)
+    lo, n_gt = _block_ranges(pred_block, gt_block, grid)  # (M,), (M,)
     some = np.flatnonzero(n_gt)  # (S,) predictions whose block has GT: usually a small part
     if some.size == 0:
         return none
     rows = some if pred_rows is None else pred_rows[some]
     ps, pe = pred_start_s[rows], pred_end_s[rows]  # (S,) from here on, indices into `some`
-    if grid is None:
-        grid = GtGrid(gt_block, gt_start_s, gt_end_s - gt_start_s)
     pairs = _block_pairs(lo[some], n_gt[some], ps, pe, grid, gt_start_s, gt_end_s)
     if pairs is None:
         return none
@@ -160,7 +161,8 @@ def _first_reaching(
     by_gt = np.argsort(key, kind="stable")  # visit order kept inside each GT
     pred, slot, tiou = pred[by_gt], slot[by_gt], tiou[by_gt]
     k = thresholds.size
-    level = np.searchsorted(np.sort(thresholds), tiou, side="right")  # (S,) NaN: K
+    # (S,) thresholds reached; K comparisons beat a binary search per value (NaN: all K)
+    level = np.count_nonzero(~(tiou < thresholds[:, None]), axis=0)
     new_gt = np.empty(slot.size, dtype=bool)
     new_gt[0] = True
     np.not_equal(slot[1:], slot[:-1], out=new_gt[1:])
@@ -215,8 +217,8 @@ def _block_pairs(
         pair_pred, pair_slot = _split_pairs(grid, odd, lo, n_gt, rank, ps, pe)
     if pair_pred.size == 0:
         return None
-    new = np.r_[True, pair_pred[1:] != pair_pred[:-1]]  # (P,) first pair of a prediction
-    pred, owner = pair_pred[new], np.cumsum(new) - 1
+    new = run_starts(pair_pred)  # (P,) first pair of a prediction
+    pred, owner = np.compress(new, pair_pred), np.cumsum(new) - 1
     tiou = pairwise_tiou(ps[pair_pred], pe[pair_pred], gs[pair_slot], ge[pair_slot])
     return _Pairs(owner, pair_slot, tiou, pred, lo[pred], n_gt[pred])
 
@@ -260,12 +262,12 @@ class GtGrid:
     """
 
     def __init__(self, gt_block: np.ndarray, gs: np.ndarray, g_len: np.ndarray) -> None:
-        block_first = np.r_[True, gt_block[1:] != gt_block[:-1]]
+        block_first = run_starts(gt_block)
         heads = np.flatnonzero(block_first)  # (B,) blocks are contiguous: gt_block is sorted
         self.rank = np.cumsum(block_first) - 1  # (G,) block rank
         ends = np.r_[heads[1:], gt_block.size]
         good = np.isfinite(g_len) & (g_len > 0)  # (G,)
-        bad_count = np.r_[0, np.cumsum(~good)]
+        bad_count = offsets_of(~good)
         with np.errstate(invalid="ignore", over="ignore"):
             longest = np.maximum.reduceat(g_len, heads)  # (B,) NaN if any GT length is NaN
             self.base = np.minimum.reduceat(gs, heads)  # (B,) earliest start (NaN: odd below)
@@ -278,15 +280,22 @@ class GtGrid:
             g_cell = np.floor((gs - self.base[self.rank]) / self.cell[self.rank])
         g_cell = np.where(self.odd[self.rank], 0, g_cell).astype(np.int64)  # (G,) >= 0
         self.n_cells = np.maximum.reduceat(g_cell, heads) + 1  # (B,)
-        self.cell_off = np.r_[0, np.cumsum(self.n_cells)]  # (B + 1,)
+        self.cell_off = offsets_of(self.n_cells)  # (B + 1,)
         cell_id = self.cell_off[self.rank] + g_cell  # (G,) global cell, blocks in order
         count = np.bincount(cell_id, minlength=self.cell_off[-1])
-        self.prefix = np.r_[0, np.cumsum(count)]  # first GT of each global cell in ``by_cell``
+        self.prefix = offsets_of(count)  # first GT of each global cell in ``by_cell``
         # slots by global cell (only cells matter, not the order of starts inside one); a
         # stable sort of 16-bit keys is a radix sort
         key = cell_id.astype(np.uint16) if self.cell_off[-1] <= 2**16 else cell_id
         self.by_cell = np.argsort(key, kind="stable")  # (G,)
         self.longest = longest
+        # per block id: first GT and count, with a last entry of count 0 (block -1 and any
+        # block past the GT read it); only when block ids are dense enough for a table
+        self.block_first = self.block_count = None
+        n_blocks = int(gt_block[-1]) + 1 if gt_block.size else 0
+        if n_blocks <= 8 * gt_block.size + 1024:
+            self.block_count = np.bincount(gt_block, minlength=n_blocks + 1)  # (B + 1,)
+            self.block_first = offsets_of(self.block_count)[:-1]
 
     def pairs(
         self, pred: np.ndarray, rank: np.ndarray, ps: np.ndarray, pe: np.ndarray
@@ -312,13 +321,13 @@ class GtGrid:
         return np.repeat(pred, count), self.by_cell[pos]
 
 
-def _block_ranges(pred_block: np.ndarray, gt_block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _block_ranges(
+    pred_block: np.ndarray, gt_block: np.ndarray, grid: GtGrid
+) -> tuple[np.ndarray, np.ndarray]:
     """First GT index and GT count of each prediction's block (0 GT for block -1)."""
-    n_blocks = int(max(pred_block.max(initial=-1), gt_block.max(initial=-1))) + 1
-    if n_blocks <= 8 * (pred_block.size + gt_block.size) + 1024:  # direct lookup table
-        count = np.r_[np.bincount(gt_block, minlength=n_blocks), 0]  # (B + 1,) block -1: last
-        first = np.cumsum(count) - count
-        return first[pred_block], count[pred_block]
+    if grid.block_count is not None:  # direct lookup; -1 and blocks past the GT: the last entry
+        idx = np.minimum(pred_block, grid.block_count.size - 1)
+        return np.take(grid.block_first, idx), np.take(grid.block_count, idx)
     lo = np.searchsorted(gt_block, pred_block, side="left")
     n_gt = np.searchsorted(gt_block, pred_block, side="right") - lo
     n_gt[pred_block < 0] = 0
@@ -412,7 +421,7 @@ def _rank_in_component(cand_slot: np.ndarray, num_gt: int) -> np.ndarray:
         label = new
     order = np.argsort(label, kind="stable")
     sorted_comp = label[order]
-    start = np.r_[True, sorted_comp[1:] != sorted_comp[:-1]]
+    start = run_starts(sorted_comp)
     first_pos = np.maximum.accumulate(np.where(start, np.arange(n), 0))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n) - first_pos
@@ -464,7 +473,7 @@ def _assign(
     locked = np.zeros((k_thr, num_gt + 1), dtype=bool)  # (K, G + 1)
     locked[:, num_gt] = True  # the padding slot is never available
     by_rank = np.argsort(rank, kind="stable")
-    bounds = np.r_[0, np.cumsum(np.bincount(rank))]
+    bounds = offsets_of(np.bincount(rank))
     thr = thresholds[:, None, None]  # (K, 1, 1)
     for k in range(len(bounds) - 1):
         sel = by_rank[bounds[k] : bounds[k + 1]]  # (P,) one contender per component
