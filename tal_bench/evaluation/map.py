@@ -342,17 +342,19 @@ def _wanted_positions(
         concatenated visit order (class ``c`` starts at ``offsets[c]``), offsets (C + 1,).
     """
     key, q_bits, redo = _visit_keys(p_cls, scores, num_classes)
-    counts = np.bincount(p_cls + 1, minlength=num_classes + 1)[1:]  # -1 (dropped) in bin 0
-    offsets = offsets_of(counts)  # dropped predictions sort after every class
+    dtype = key.dtype.type
     order = _radix_argsort(key)  # (M,) by key: the visit order, class after class
-    pick = wanted[order]  # (M,)
+    pick = np.take(wanted, order)  # (M,)
     pos = np.flatnonzero(pick)  # (S,)
-    rows = order[pos]
-    sorted_key = key[order]
+    rows = np.take(order, pos)
+    sorted_key = np.take(key, order)
+    # class c starts at its first key; dropped predictions (class C) sort after every class
+    starts = np.arange(num_classes + 1, dtype=dtype) << dtype(q_bits)
+    offsets = np.searchsorted(sorted_key, starts).astype(np.int64)  # (C + 1,)
     # only a tie touching a wanted prediction leaves a needed position open
     tie = sorted_key[1:] == sorted_key[:-1]
     tie &= pick[1:] | pick[:-1]
-    redo[(sorted_key[1:][tie] >> key.dtype.type(q_bits)).astype(np.intp)] = True
+    redo[(np.compress(tie, sorted_key[1:]) >> dtype(q_bits)).astype(np.intp)] = True
     cls_rows = p_cls[rows]  # (S,) ascending
     redo[:num_classes] &= np.bincount(cls_rows, minlength=num_classes) > 0  # else nothing to do
     for c in np.flatnonzero(redo[:num_classes]):
@@ -409,14 +411,16 @@ def _visit_keys(
         key (M,) uint32 (uint64 past 2^16 classes), q_bits (the score's bits, below the class),
         redo (C + 1,) bool: classes with a non-finite score (their keys mean nothing).
     """
-    kept = p_cls >= 0
     cls_bits = max(1, int(num_classes).bit_length())  # class num_classes: dropped, sorted last
     total_bits = 32 if cls_bits <= 16 else 64
     q_bits = total_bits - cls_bits
-    finite = np.isfinite(scores)
-    all_finite = bool(finite.all())
-    fin = scores if all_finite else scores[finite]  # no masked copies in the usual case
-    lo, hi = (fin.min(), fin.max()) if fin.size else (0.0, 0.0)
+    lo, hi = (scores.min(), scores.max()) if scores.size else (0.0, 0.0)
+    # NaN propagates into min and max, so finite extremes mean every score is finite
+    all_finite = bool(np.isfinite(lo) and np.isfinite(hi))
+    if not all_finite:
+        finite = np.isfinite(scores)
+        fin = scores[finite]
+        lo, hi = (fin.min(), fin.max()) if fin.size else (0.0, 0.0)
     top = float(2**q_bits - 1)
     with np.errstate(over="ignore"):
         spread = hi - lo
@@ -431,14 +435,16 @@ def _visit_keys(
         if not all_finite:
             q = np.where(finite, q, 0.0)
     dtype = np.uint32 if total_bits == 32 else np.uint64
-    cls_key = p_cls if bool(kept.all()) else np.where(kept, p_cls, num_classes)
+    all_kept = p_cls.size == 0 or int(p_cls.min()) >= 0
+    kept = None if all_kept else p_cls >= 0
+    cls_key = p_cls if all_kept else np.where(kept, p_cls, num_classes)
     key = q.astype(dtype)  # (M,) class bits or-ed in place
     cls_part = cls_key.astype(dtype)
     cls_part <<= dtype(q_bits)
     key |= cls_part
     redo = np.zeros(num_classes + 1, dtype=bool)
     if not all_finite:
-        redo[p_cls[kept & ~finite]] = True
+        redo[p_cls[~finite if all_kept else kept & ~finite]] = True
     return key, q_bits, redo
 
 
@@ -465,17 +471,21 @@ def class_aps(
     """
     k, n_cls = tp.shape[0], len(counts)
     offsets = offsets_of(counts)
-    # row-major: by threshold, then class, then visit order (flat: 2-D nonzero is slower)
-    t_idx, n_idx = np.divmod(np.flatnonzero(tp), tp.shape[1])
-    m_idx = contender[n_idx]
+    # by threshold, then class, then visit order (a row at a time: 2-D nonzero is slower)
+    hits = [np.flatnonzero(row) for row in tp]  # K x (T_k,) columns of the TPs
+    n_idx = np.concatenate(hits) if hits else np.zeros(0, dtype=np.intp)  # (T,)
+    t_idx = np.repeat(np.arange(k), [h.size for h in hits])  # (T,)
     # contender is ascending, so its classes come from one search with sorted queries
-    cls = np.searchsorted(offsets[1:], contender, side="right")[n_idx]
+    c_cls = np.searchsorted(offsets[1:], contender, side="right")  # (N,)
+    c_seen = contender - np.take(offsets, c_cls) + 1  # (N,) predictions seen in its class
+    cls = np.take(c_cls, n_idx)  # (T,)
     group = t_idx * n_cls + cls  # (T,) ascending
     n_grp = np.bincount(group, minlength=k * n_cls)  # (K * C,)
     grp_first = np.cumsum(n_grp) - n_grp
-    rank = np.arange(group.size) - grp_first[group] + 1  # TP count up to and including this one
-    precision = rank / (m_idx - offsets[cls] + 1)  # (T,)
-    step = rank / npos[cls] - (rank - 1) / npos[cls]  # (T,) recall change
+    rank = np.arange(group.size) - np.take(grp_first, group) + 1  # TPs up to and including it
+    precision = rank / np.take(c_seen, n_idx)  # (T,)
+    n_pos = np.take(npos, cls)  # (T,)
+    step = rank / n_pos - (rank - 1) / n_pos  # (T,) recall change
     envelope = group_suffix_max(precision, group, k * n_cls)  # (T,)
     if envelope is None:
         envelope = segment_suffix_max(precision, (grp_first + n_grp)[group])
