@@ -251,14 +251,15 @@ def _split_pairs(
 
 
 class GtGrid:
-    """GT of each block bucketed by start into cells a quarter of the block's longest GT wide.
+    """GT of each block bucketed by start into cells an eighth of the block's longest GT wide.
 
     A GT overlapping a prediction starts in [pred start - longest, pred end], which lies in the
     cells from that of (pred start - longest) to that of pred end; one cell of slack below
     absorbs rounding (cells are far wider than an ulp of the times, else the block is ``odd``).
-    Cells are also at least (start range / GT count) / 4 wide, so a block has at most about 4
+    Cells are also at least (start range / GT count) / 8 wide, so a block has at most about 8
     cells per GT. Looking cells up replaces two binary searches per prediction; the window is
-    at most half a longest GT too wide, which only adds pairs of tIoU 0.
+    at most a quarter of a longest GT too wide, which only adds pairs of tIoU 0 (an eighth
+    gave 13 % fewer pairs than a quarter on the THUMOS bench).
     """
 
     def __init__(self, gt_block: np.ndarray, gs: np.ndarray, g_len: np.ndarray) -> None:
@@ -272,7 +273,7 @@ class GtGrid:
             longest = np.maximum.reduceat(g_len, heads)  # (B,) NaN if any GT length is NaN
             self.base = np.minimum.reduceat(gs, heads)  # (B,) earliest start (NaN: odd below)
             latest = np.maximum.reduceat(gs, heads)  # (B,)
-            self.cell = np.maximum(longest, (latest - self.base) / (ends - heads)) / 4  # (B,)
+            self.cell = np.maximum(longest, (latest - self.base) / (ends - heads)) / 8  # (B,)
             scale = np.maximum(np.abs(self.base), np.abs(latest))
             self.odd = (bad_count[ends] > bad_count[heads]) | ~(self.cell > 1e-9 * scale)
             self.cell[self.odd] = 1.0
