@@ -117,8 +117,7 @@ def evaluate_detections(
     Returns:
         ``EvalResult`` with mAP per threshold and average_mAP as fractions.
     """
-    thresholds = check_thresholds(tiou_thresholds)
-    return prepare_ground_truth(gt, subset, dedup).evaluate(dets, thresholds)
+    return prepare_ground_truth(gt, subset, dedup).evaluate(dets, tiou_thresholds)
 
 
 @dataclass
@@ -204,8 +203,9 @@ def prepare_ground_truth(gt: Annotations, subset: str, dedup: bool = False) -> G
             f"subset {subset!r}: de-duplication removed every GT instance (all shorter than "
             f"{DEDUP_TOL_S} s); evaluate without --dedup"
         )
-    codes, uniques = pd.factorize(np.asarray(table.labels, dtype=object))  # first appearance
-    classes, gt_cls = [str(c) for c in uniques], codes.astype(np.int64)
+    classes = [str(c) for c in dict.fromkeys(table.labels)]  # first appearance
+    code = {c: i for i, c in enumerate(classes)}
+    gt_cls = np.fromiter(map(code.__getitem__, table.labels), np.int64, len(table.labels))
     gt_block = gt_cls * len(videos) + table.video_idx  # (G,)
     g_order = np.argsort(gt_block, kind="stable")  # file order kept inside a block
     gt_block, start_s, end_s = gt_block[g_order], table.start_s[g_order], table.end_s[g_order]
