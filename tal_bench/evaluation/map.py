@@ -152,7 +152,7 @@ class GroundTruthIndex:
         if self.grid.block_count is None:  # block ids too sparse for a table
             return np.isin(pred_block, self.gt_block)
         has = self.grid.block_count > 0  # (B + 1,) the last entry (count 0) serves -1 and beyond
-        return np.take(has, np.minimum(pred_block, has.size - 1))
+        return has.take(np.minimum(pred_block, has.size - 1))
 
     def evaluate(self, dets: Detections, tiou_thresholds: np.ndarray) -> EvalResult:
         """Official ActivityNet detection mAP of ``dets`` against this subset.
@@ -344,10 +344,10 @@ def _wanted_positions(
     key, q_bits, redo = _visit_keys(p_cls, scores, num_classes)
     dtype = key.dtype.type
     order = _radix_argsort(key)  # (M,) by key: the visit order, class after class
-    pick = np.take(wanted, order)  # (M,)
-    pos = np.flatnonzero(pick)  # (S,)
-    rows = np.take(order, pos)
-    sorted_key = np.take(key, order)
+    pick = wanted.take(order)  # (M,)
+    pos = pick.nonzero()[0]  # (S,)
+    rows = order.take(pos)
+    sorted_key = key.take(order)
     # class c starts at its first key; dropped predictions (class C) sort after every class
     starts = np.arange(num_classes + 1, dtype=dtype) << dtype(q_bits)
     offsets = np.searchsorted(sorted_key, starts).astype(np.int64)  # (C + 1,)
@@ -472,19 +472,19 @@ def class_aps(
     k, n_cls = tp.shape[0], len(counts)
     offsets = offsets_of(counts)
     # by threshold, then class, then visit order (a row at a time: 2-D nonzero is slower)
-    hits = [np.flatnonzero(row) for row in tp]  # K x (T_k,) columns of the TPs
+    hits = [row.nonzero()[0] for row in tp]  # K x (T_k,) columns of the TPs
     n_idx = np.concatenate(hits) if hits else np.zeros(0, dtype=np.intp)  # (T,)
     t_idx = np.repeat(np.arange(k), [h.size for h in hits])  # (T,)
     # contender is ascending, so its classes come from one search with sorted queries
     c_cls = np.searchsorted(offsets[1:], contender, side="right")  # (N,)
-    c_seen = contender - np.take(offsets, c_cls) + 1  # (N,) predictions seen in its class
-    cls = np.take(c_cls, n_idx)  # (T,)
+    c_seen = contender - offsets.take(c_cls) + 1  # (N,) predictions seen in its class
+    cls = c_cls.take(n_idx)  # (T,)
     group = t_idx * n_cls + cls  # (T,) ascending
     n_grp = np.bincount(group, minlength=k * n_cls)  # (K * C,)
     grp_first = np.cumsum(n_grp) - n_grp
-    rank = np.arange(group.size) - np.take(grp_first, group) + 1  # TPs up to and including it
-    precision = rank / np.take(c_seen, n_idx)  # (T,)
-    n_pos = np.take(npos, cls)  # (T,)
+    rank = np.arange(group.size) - grp_first.take(group) + 1  # TPs up to and including it
+    precision = rank / c_seen.take(n_idx)  # (T,)
+    n_pos = npos.take(cls)  # (T,)
     step = rank / n_pos - (rank - 1) / n_pos  # (T,) recall change
     envelope = group_suffix_max(precision, group, k * n_cls)  # (T,)
     if envelope is None:

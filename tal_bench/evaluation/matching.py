@@ -91,7 +91,7 @@ def greedy_match(
     if grid is None:
         grid = GtGrid(gt_block, gt_start_s, gt_end_s - gt_start_s)
     lo, n_gt = _block_ranges(pred_block, gt_block, grid)  # (M,), (M,)
-    some = np.flatnonzero(n_gt)  # (S,) predictions whose block has GT: usually a small part
+    some = n_gt.nonzero()[0]  # (S,) predictions whose block has GT: usually a small part
     if some.size == 0:
         return none
     rows = some if pred_rows is None else pred_rows[some]
@@ -101,7 +101,7 @@ def greedy_match(
         return none
     num_gt = len(gt_block)
     is_cand = ~(pairs.tiou < thresholds.min())  # (P,) NaN counts as a candidate
-    cp = np.flatnonzero(is_cand)  # candidate pairs, grouped by prediction in visit order
+    cp = is_cand.nonzero()[0]  # candidate pairs, grouped by prediction in visit order
     if cp.size == 0:
         return none
     ncand = np.bincount(pairs.owner[cp], minlength=pairs.pred.size)  # (H,)
@@ -328,7 +328,7 @@ def _block_ranges(
     """First GT index and GT count of each prediction's block (0 GT for block -1)."""
     if grid.block_count is not None:  # direct lookup; -1 and blocks past the GT: the last entry
         idx = np.minimum(pred_block, grid.block_count.size - 1)
-        return np.take(grid.block_first, idx), np.take(grid.block_count, idx)
+        return grid.block_first.take(idx), grid.block_count.take(idx)
     lo = np.searchsorted(gt_block, pred_block, side="left")
     n_gt = np.searchsorted(gt_block, pred_block, side="right") - lo
     n_gt[pred_block < 0] = 0

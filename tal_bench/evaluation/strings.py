@@ -35,7 +35,7 @@ class _Slots:
         slot = v_hash * self.seed  # (M,) new array, shifted in place
         slot >>= self.shift
         # below 2^bits: the same values read as int64, no converting copy
-        return np.take(self.table, slot.view(np.int64))
+        return self.table.take(slot.view(np.int64))
 
 
 @dataclass
@@ -91,8 +91,8 @@ class StringKeys:
         same = np.ones(arr.size, dtype=bool)
         for vw, kw, const in zip(v_words, table.words, table.same_word, strict=True):
             # a word all keys share needs no gather
-            same &= (vw == const) if const is not None else (vw == np.take(kw, cand))
-        return np.where(same, np.take(table.rows, cand), -1)
+            same &= (vw == const) if const is not None else (vw == kw.take(cand))
+        return np.where(same, table.rows.take(cand), -1)
 
     def _key_table(self, dtype: np.dtype, narrow: bool) -> _KeyTable | None:
         width = dtype.itemsize // 4
