@@ -3,13 +3,15 @@
 The case is deterministic: the real THUMOS'14 test GT (ActionFormer's thumos14.json, 212 videos,
 3358 instances) and, per video, 2 jittered copies of every GT instance (10 % with a wrong label)
 plus random false positives up to 200 predictions, all with continuous random scores
-(about 43,000 predictions). Both evaluators run in the same process on the same input; the
-script checks that every per-class AP agrees to 1e-12 and prints both times and their ratio.
+(about 43,000 predictions). The loop and the vectorised evaluator run in the same process on
+the same input, the latter both per call (``evaluate_detections``) and against ground truth
+prepared once (``prepare_ground_truth(...).evaluate``); the script checks that every per-class AP
+agrees to 1e-12 and prints the times and ratios.
 
-The machine's own speed drifts by 10-20 % over seconds on shared VMs, so the two are timed in
-``--pairs`` interleaved pairs: one plain-loop call, then ``--repeats`` vectorised calls right
-after it; each pair gives a ratio (loop time / median vectorised time) and the script reports
-the median ratio and the range over the pairs.
+The machine's own speed drifts by 10-20 % over seconds on shared VMs, so they are timed in
+``--pairs`` interleaved rounds: one plain-loop call, then ``--repeats`` calls of each vectorised
+path right after it; each round gives a ratio (loop time / median vectorised time) per path and
+the script reports the median ratio and the range over the rounds.
 
 Run:  python experiments/bench_evaluator.py [--repeats 20] [--pairs 5] [--seed 0] [--json]
 """

@@ -147,13 +147,6 @@ class GroundTruthIndex:
     def num_gt(self) -> int:
         return int(self.gt_block.size)
 
-    def block_has_gt(self, pred_block: np.ndarray) -> np.ndarray:
-        """(M,) bool: the prediction's block (-1: none) holds GT."""
-        if self.grid.block_count is None:  # block ids too sparse for a table
-            return np.isin(pred_block, self.gt_block)
-        has = self.grid.block_count > 0  # (B + 1,) the last entry (count 0) serves -1 and beyond
-        return has.take(np.minimum(pred_block, has.size - 1))
-
     def evaluate(self, dets: Detections, tiou_thresholds: np.ndarray) -> EvalResult:
         """Official ActivityNet detection mAP of ``dets`` against this subset.
 
@@ -302,7 +295,7 @@ def _ap_all_classes(
     scores = np.asarray(dets.scores, dtype=np.float64)
     matchable = (p_vid >= 0) & (p_cls >= 0)  # on a subset video, with a kept label
     pred_block = np.where(matchable, p_cls * num_videos + p_vid, -1)  # (M,)
-    wanted = index.block_has_gt(pred_block)  # (M,)
+    wanted = index.grid.has_gt(pred_block)  # (M,)
     # only predictions whose block has GT can be TPs: the rest count by their class alone
     rows, pos, offsets = _wanted_positions(p_cls, scores, num_classes, wanted)  # (S,), (S,)
     contender, tp = greedy_match(

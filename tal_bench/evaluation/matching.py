@@ -90,7 +90,7 @@ def greedy_match(
     none = np.zeros(0, np.int64), np.zeros((len(thresholds), 0), dtype=bool)
     if grid is None:
         grid = GtGrid(gt_block, gt_start_s, gt_end_s - gt_start_s)
-    lo, n_gt = _block_ranges(pred_block, gt_block, grid)  # (M,), (M,)
+    lo, n_gt = grid.block_ranges(pred_block)  # (M,), (M,)
     some = n_gt.nonzero()[0]  # (S,) predictions whose block has GT: usually a small part
     if some.size == 0:
         return none
@@ -292,11 +292,33 @@ class GtGrid:
         self.longest = longest
         # per block id: first GT and count, with a last entry of count 0 (block -1 and any
         # block past the GT read it); only when block ids are dense enough for a table
+        self.gt_block = gt_block
         self.block_first = self.block_count = None
         n_blocks = int(gt_block[-1]) + 1 if gt_block.size else 0
         if n_blocks <= 8 * gt_block.size + 1024:
             self.block_count = np.bincount(gt_block, minlength=n_blocks + 1)  # (B + 1,)
             self.block_first = offsets_of(self.block_count)[:-1]
+            self.block_has_gt = self.block_count > 0
+
+    def block_ranges(self, pred_block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First GT index and GT count of each prediction's block (0 GT for block -1)."""
+        if self.block_count is not None:
+            idx = self._table_index(pred_block)
+            return self.block_first.take(idx), self.block_count.take(idx)
+        lo = np.searchsorted(self.gt_block, pred_block, side="left")
+        n_gt = np.searchsorted(self.gt_block, pred_block, side="right") - lo
+        n_gt[pred_block < 0] = 0
+        return lo, n_gt
+
+    def has_gt(self, pred_block: np.ndarray) -> np.ndarray:
+        """(M,) bool: the prediction's block (-1: none) holds GT."""
+        if self.block_count is None:  # block ids too sparse for a table
+            return np.isin(pred_block, self.gt_block)
+        return self.block_has_gt.take(self._table_index(pred_block))
+
+    def _table_index(self, pred_block: np.ndarray) -> np.ndarray:
+        """Row of the block tables: -1 and blocks past the GT read the last entry (count 0)."""
+        return np.minimum(pred_block, self.block_count.size - 1)
 
     def pairs(
         self, pred: np.ndarray, rank: np.ndarray, ps: np.ndarray, pe: np.ndarray
@@ -320,19 +342,6 @@ class GtGrid:
         count = b - a
         pos = np.arange(int(count.sum())) + np.repeat(a - (np.cumsum(count) - count), count)
         return np.repeat(pred, count), self.by_cell[pos]
-
-
-def _block_ranges(
-    pred_block: np.ndarray, gt_block: np.ndarray, grid: GtGrid
-) -> tuple[np.ndarray, np.ndarray]:
-    """First GT index and GT count of each prediction's block (0 GT for block -1)."""
-    if grid.block_count is not None:  # direct lookup; -1 and blocks past the GT: the last entry
-        idx = np.minimum(pred_block, grid.block_count.size - 1)
-        return grid.block_first.take(idx), grid.block_count.take(idx)
-    lo = np.searchsorted(gt_block, pred_block, side="left")
-    n_gt = np.searchsorted(gt_block, pred_block, side="right") - lo
-    n_gt[pred_block < 0] = 0
-    return lo, n_gt
 
 
 def _candidates(
