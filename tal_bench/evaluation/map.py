@@ -23,7 +23,7 @@ import pandas as pd
 
 from tal_bench.data.annotations import select_subset
 from tal_bench.errors import TalBenchError
-from tal_bench.evaluation.arrays import offsets_of, run_starts
+from tal_bench.evaluation.arrays import argsort_stable, offsets_of, run_starts
 from tal_bench.evaluation.matching import GtGrid, greedy_match
 from tal_bench.evaluation.strings import StringKeys
 from tal_bench.evaluation.tiou import check_thresholds
@@ -318,11 +318,14 @@ def _wanted_positions(
     """Visit-order positions of the ``wanted`` predictions (the only ones that can be TPs).
 
     ``class_aps`` needs only where each possible TP stands in its class's visit order (the
-    other predictions are FPs that just take up ranks). The (class, quantised score) keys of
-    ``_visit_keys`` are sorted by a radix sort (``_radix_argsort``); where the keys of a class
-    differ that is the exact descending order, which is what ``argsort()[::-1]`` gives for
-    distinct scores. Where a wanted key equals a neighbour's, or a class has a non-finite score,
-    the class is redone with the official expression.
+    other predictions are FPs that just take up ranks). With the (class, quantised score) keys
+    of ``_visit_keys``, a wanted prediction's position in the classes' concatenated visit order
+    is its rank among the wanted keys plus the number of other keys below its own, so only the
+    wanted keys are sorted with their rows (``argsort_stable``); the others are sorted as
+    plain values and counted by one search. Where the keys of a class differ that is the exact
+    descending order, which is what ``argsort()[::-1]`` gives for distinct scores. Where a
+    wanted key equals another key, or a class has a non-finite score, the class is redone with
+    the official expression.
 
     Args:
         p_cls: (M,) class of each prediction, -1 if dropped.
@@ -336,19 +339,25 @@ def _wanted_positions(
     """
     key, q_bits, redo = _visit_keys(p_cls, scores, num_classes)
     dtype = key.dtype.type
-    order = _radix_argsort(key)  # (M,) by key: the visit order, class after class
-    pick = wanted.take(order)  # (M,)
-    pos = pick.nonzero()[0]  # (S,)
-    rows = order.take(pos)
-    sorted_key = key.take(order)
+    rows = wanted.nonzero()[0]  # (S,)
+    w_key = key.take(rows)
+    order = argsort_stable(w_key, key_bits=key.dtype.itemsize * 8)
+    rows, w_key = rows.take(order), w_key.take(order)  # (S,) in visit order
+    # (compress, not a boolean index: the latter is several times slower on a random mask)
+    other = np.sort(np.compress(~wanted, key))  # (M - S,) keys of the rest, dropped last
+    pos = np.searchsorted(other, w_key)  # (S,) other keys below each wanted key
     # class c starts at its first key; dropped predictions (class C) sort after every class
     starts = np.arange(num_classes + 1, dtype=dtype) << dtype(q_bits)
-    offsets = np.searchsorted(sorted_key, starts).astype(np.int64)  # (C + 1,)
-    # only a tie touching a wanted prediction leaves a needed position open
-    tie = sorted_key[1:] == sorted_key[:-1]
-    tie &= pick[1:] | pick[:-1]
-    redo[(np.compress(tie, sorted_key[1:]) >> dtype(q_bits)).astype(np.intp)] = True
-    cls_rows = p_cls[rows]  # (S,) ascending
+    offsets = np.searchsorted(other, starts) + np.searchsorted(w_key, starts)  # (C + 1,)
+    offsets = offsets.astype(np.int64)
+    # only a tie touching a wanted key leaves a needed position open
+    tie = np.zeros(w_key.size, dtype=bool)
+    if other.size:
+        tie = other.take(np.minimum(pos, other.size - 1)) == w_key
+    tie[1:] |= w_key[1:] == w_key[:-1]
+    pos += np.arange(w_key.size)
+    redo[(np.compress(tie, w_key) >> dtype(q_bits)).astype(np.intp)] = True
+    cls_rows = p_cls.take(rows)  # (S,) ascending
     redo[:num_classes] &= np.bincount(cls_rows, minlength=num_classes) > 0  # else nothing to do
     for c in np.flatnonzero(redo[:num_classes]):
         lo, hi = np.searchsorted(cls_rows, [c, c + 1])  # the class's wanted run in ``rows``
@@ -375,20 +384,6 @@ def _official_ranks(
     pick = np.flatnonzero(wanted[in_cls])
     pick = pick[np.argsort(rank[pick])]
     return in_cls[pick], rank[pick]
-
-
-def _radix_argsort(key: np.ndarray) -> np.ndarray:
-    """Stable argsort of unsigned integer keys, 16-bit digits from the lowest.
-
-    Comparison sorts of tens of thousands of values are slow here (2 ms for 43,000), but
-    NumPy's stable sort of 16-bit keys is a radix sort (0.17 ms), and two passes sort 32 bits.
-    """
-    dtype = key.dtype.type
-    order = np.argsort(key.astype(np.uint16), kind="stable")
-    for shift in range(16, key.dtype.itemsize * 8, 16):
-        digit = (key[order] >> dtype(shift)).astype(np.uint16)
-        order = order[np.argsort(digit, kind="stable")]
-    return order
 
 
 def _visit_keys(

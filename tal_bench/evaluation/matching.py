@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tal_bench.evaluation.arrays import offsets_of, run_starts
+from tal_bench.evaluation.arrays import argsort_stable, offsets_of, run_starts
 from tal_bench.evaluation.tiou import pairwise_tiou
 
 # Up to this many contenders left to the general rule are matched by a plain loop: with real
@@ -94,9 +94,9 @@ def greedy_match(
     some = n_gt.nonzero()[0]  # (S,) predictions whose block has GT: usually a small part
     if some.size == 0:
         return none
-    rows = some if pred_rows is None else pred_rows[some]
-    ps, pe = pred_start_s[rows], pred_end_s[rows]  # (S,) from here on, indices into `some`
-    pairs = _block_pairs(lo[some], n_gt[some], ps, pe, grid, gt_start_s, gt_end_s)
+    rows = some if pred_rows is None else pred_rows.take(some)
+    ps, pe = pred_start_s.take(rows), pred_end_s.take(rows)  # (S,) indices into `some` below
+    pairs = _block_pairs(lo.take(some), n_gt.take(some), ps, pe, grid, gt_start_s, gt_end_s)
     if pairs is None:
         return none
     num_gt = len(gt_block)
@@ -104,24 +104,27 @@ def greedy_match(
     cp = is_cand.nonzero()[0]  # candidate pairs, grouped by prediction in visit order
     if cp.size == 0:
         return none
-    ncand = np.bincount(pairs.owner[cp], minlength=pairs.pred.size)  # (H,)
-    column = np.cumsum(ncand > 0) - 1  # (H,) column of each prediction in the result
-    contender = some[pairs.pred[ncand > 0]]  # (N,)
+    # boolean masks select by ``compress``: indexing with them is ~4x slower on random masks
+    c_owner, c_slot = pairs.owner.take(cp), pairs.gt_slot.take(cp)  # (Q,)
+    ncand = np.bincount(c_owner, minlength=pairs.pred.size)  # (H,)
+    has_cand = ncand > 0
+    column = np.cumsum(has_cand) - 1  # (H,) column of each prediction in the result
+    contender = some.take(pairs.pred.compress(has_cand))  # (N,)
     tp = np.zeros((len(thresholds), contender.size), dtype=bool)  # (K, N)
-    c_owner, c_slot = pairs.owner[cp], pairs.gt_slot[cp]
-    single = ncand[c_owner] == 1  # (Q,)
+    single = ncand.take(c_owner) == 1  # (Q,)
     # A GT whose contenders all have it as their only candidate forms a component of its own:
     # at each threshold its first contender in visit order that reaches the threshold takes it.
     tangled = np.zeros(num_gt + 1, dtype=bool)
-    tangled[c_slot[~single]] = True
-    simple = single & ~tangled[c_slot]
+    tangled[c_slot.compress(~single)] = True
+    simple = single & ~tangled.take(c_slot)
     if simple.any():
-        col, slot, tiou = column[c_owner[simple]], c_slot[simple], pairs.tiou[cp[simple]]
+        col = column.take(c_owner.compress(simple))
+        slot, tiou = c_slot.compress(simple), pairs.tiou.take(cp.compress(simple))
         _first_reaching(tp, col, slot, tiou, thresholds)
     if simple.all():
         return contender, tp
     general = np.zeros(pairs.pred.size, dtype=bool)  # (H,) predictions left to the rounds
-    general[c_owner[~simple]] = True
+    general[c_owner.compress(~simple)] = True
     blocks = (ps, pe, gt_start_s, gt_end_s)
     cand_slot, cand_tiou, has = _candidates(pairs, is_cand, general, num_gt, blocks)
     if has.size <= LOOP_CONTENDERS:
@@ -157,9 +160,8 @@ def _first_reaching(
         tiou: (S,) their tIoU with it.
         thresholds: (K,).
     """
-    key = slot.astype(np.uint16) if slot.max(initial=0) < 2**16 else slot  # radix sort if small
-    by_gt = np.argsort(key, kind="stable")  # visit order kept inside each GT
-    pred, slot, tiou = pred[by_gt], slot[by_gt], tiou[by_gt]
+    by_gt = argsort_stable(slot)  # visit order kept inside each GT
+    pred, slot, tiou = pred.take(by_gt), slot.take(by_gt), tiou.take(by_gt)
     k = thresholds.size
     # (S,) thresholds reached; K comparisons beat a binary search per value (NaN: all K)
     level = np.count_nonzero(~(tiou < thresholds[:, None]), axis=0)
