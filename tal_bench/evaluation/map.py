@@ -16,6 +16,7 @@ instead of raising ``KeyError``; the subset may also be given by its normalised 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -196,9 +197,7 @@ def prepare_ground_truth(gt: Annotations, subset: str, dedup: bool = False) -> G
             f"subset {subset!r}: de-duplication removed every GT instance (all shorter than "
             f"{DEDUP_TOL_S} s); evaluate without --dedup"
         )
-    classes = [str(c) for c in dict.fromkeys(table.labels)]  # first appearance
-    code = {c: i for i, c in enumerate(classes)}
-    gt_cls = np.fromiter(map(code.__getitem__, table.labels), np.int64, len(table.labels))
+    gt_cls, classes = _class_codes(table.labels)
     gt_block = gt_cls * len(videos) + table.video_idx  # (G,)
     g_order = np.argsort(gt_block, kind="stable")  # file order kept inside a block
     gt_block, start_s, end_s = gt_block[g_order], table.start_s[g_order], table.end_s[g_order]
@@ -220,11 +219,28 @@ def prepare_ground_truth(gt: Annotations, subset: str, dedup: bool = False) -> G
     )
 
 
+def _class_codes(labels: list[str]) -> tuple[np.ndarray, list[str]]:
+    """(G,) int64 code of each GT label and the classes in order of first appearance.
+
+    pandas' hash-table factorisation does this in one C pass (half the time of a dict lookup
+    per row); a label it would read as missing (None) takes the dict path.
+    """
+    codes, uniques = pd.factorize(np.array(labels, dtype=object))
+    if codes.size and codes.min() < 0:
+        classes = list(dict.fromkeys(labels))
+        code = {c: i for i, c in enumerate(classes)}
+        codes = np.fromiter(map(code.__getitem__, labels), np.int64, len(labels))
+        uniques = classes
+    return codes.astype(np.int64, copy=False), [str(c) for c in uniques]
+
+
 def _gt_table(videos: list[VideoRecord], dedup: bool) -> _GtTable:
     """All GT rows of the subset in file order (videos, then annotations)."""
     counts = np.array([len(v.labels) for v in videos], dtype=np.int64)
-    labels = [lab for v in videos for lab in v.labels]
-    seg = np.concatenate([v.segments_s.reshape(-1, 2) for v in videos])  # (G, 2)
+    labels = list(chain.from_iterable([v.labels for v in videos]))
+    seg = np.concatenate([v.segments_s for v in videos])  # (G, 2) as the loaders store them
+    if seg.ndim != 2 or seg.shape[1] != 2:  # (0,) or flat segments built by hand
+        seg = np.concatenate([v.segments_s.reshape(-1, 2) for v in videos])
     video_idx = np.repeat(np.arange(len(videos)), counts)  # (G,)
     if not dedup:
         return _GtTable(video_idx, labels, seg[:, 0].copy(), seg[:, 1].copy(), 0)

@@ -47,6 +47,7 @@ class _KeyTable:
     cols: list[int]  # the words hashed
     slots: _Slots | None  # None: two keys hash alike, compare whole strings
     same_word: list[np.uint64 | None]  # (W,) the word where every fitting key has the same one
+    all_keys: bool = False  # every key fits: ``rows`` is 0..K-1 and needs no gather
 
 
 class StringKeys:
@@ -92,14 +93,21 @@ class StringKeys:
         for vw, kw, const in zip(v_words, table.words, table.same_word, strict=True):
             # a word all keys share needs no gather
             same &= (vw == const) if const is not None else (vw == kw.take(cand))
-        return np.where(same, table.rows.take(cand), -1)
+        out = cand if table.all_keys else table.rows.take(cand)  # a fresh array either way
+        np.copyto(out, -1, where=~same)  # cheaper than np.where's three-operand select
+        return out.astype(np.int64, copy=False)
 
     def _key_table(self, dtype: np.dtype, narrow: bool) -> _KeyTable | None:
         width = dtype.itemsize // 4
         key_all = np.asarray(self.keys, dtype=str)
-        ok = np.strings.str_len(key_all) <= width  # a longer key equals no value
-        if narrow:
-            ok &= key_all.view(np.uint32).reshape(len(self.keys), -1).max(axis=1, initial=0) < 256
+        n_keys = len(self.keys)
+        # the per-key checks run only when the array's width or code points say they matter
+        ok = np.ones(n_keys, dtype=bool)
+        if key_all.itemsize > dtype.itemsize:
+            ok &= np.strings.str_len(key_all) <= width  # a longer key equals no value
+        code_points = key_all.view(np.uint32).reshape(n_keys, -1)
+        if narrow and code_points.size and int(code_points.max()) >= 256:
+            ok &= code_points.max(axis=1, initial=0) < 256
         rows = np.flatnonzero(ok)
         if rows.size == 0:
             return None
@@ -114,7 +122,8 @@ class StringKeys:
                 cols = [j]
                 break
         same_word = [w[0] if bool((w == w[0]).all()) else None for w in words]
-        return _KeyTable(rows, words, cols, _build_slots([words[j] for j in cols]), same_word)
+        slots = _build_slots([words[j] for j in cols])
+        return _KeyTable(rows, words, cols, slots, same_word, all_keys=rows.size == n_keys)
 
 
 def index_strings(values: np.ndarray, keys: list[str]) -> np.ndarray:
