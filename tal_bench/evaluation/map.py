@@ -171,7 +171,7 @@ class GroundTruthIndex:
             num_gt=self.num_gt,
             num_pred=len(dets),
             num_dropped_pred=int(dropped.sum()),
-            dropped_labels=sorted({str(x) for x in labels[dropped].tolist()}),
+            dropped_labels=sorted({str(x) for x in labels.compress(dropped).tolist()}),
             subset=self.subset,
             subset_match=self.subset_match,
             subset_raw=list(self.subset_raw),
@@ -315,7 +315,7 @@ def _ap_all_classes(
     # only predictions whose block has GT can be TPs: the rest count by their class alone
     rows, pos, offsets = _wanted_positions(p_cls, scores, num_classes, wanted)  # (S,), (S,)
     contender, tp = greedy_match(
-        pred_block[rows],
+        pred_block.take(rows),
         np.asarray(dets.t_start_s, dtype=np.float64),
         np.asarray(dets.t_end_s, dtype=np.float64),
         index.gt_block,
@@ -325,7 +325,7 @@ def _ap_all_classes(
         pred_rows=rows,
         grid=index.grid,
     )  # (N,), (K, N)
-    return class_aps(pos[contender], tp, np.diff(offsets), index.npos)
+    return class_aps(pos.take(contender), tp, np.diff(offsets), index.npos)
 
 
 def _wanted_positions(

@@ -211,8 +211,8 @@ def _block_pairs(
         gs, ge: (G,) GT starts and ends.
     """
     p_len = pe - ps
-    rank = grid.rank[lo]  # (S,) block rank of each prediction
-    odd = ~(np.isfinite(p_len) & (p_len > 0)) | grid.odd[rank]  # (S,)
+    rank = grid.rank.take(lo)  # (S,) block rank of each prediction
+    odd = ~(np.isfinite(p_len) & (p_len > 0)) | grid.odd.take(rank)  # (S,)
     if not odd.any():  # the usual case: no split, no merge
         pair_pred, pair_slot = grid.pairs(np.arange(lo.size), rank, ps, pe)
     else:
@@ -221,8 +221,10 @@ def _block_pairs(
         return None
     new = run_starts(pair_pred)  # (P,) first pair of a prediction
     pred, owner = np.compress(new, pair_pred), np.cumsum(new) - 1
-    tiou = pairwise_tiou(ps[pair_pred], pe[pair_pred], gs[pair_slot], ge[pair_slot])
-    return _Pairs(owner, pair_slot, tiou, pred, lo[pred], n_gt[pred])
+    tiou = pairwise_tiou(
+        ps.take(pair_pred), pe.take(pair_pred), gs.take(pair_slot), ge.take(pair_slot)
+    )
+    return _Pairs(owner, pair_slot, tiou, pred, lo.take(pred), n_gt.take(pred))
 
 
 def _split_pairs(
@@ -332,18 +334,18 @@ class GtGrid:
             rank: (S,) block rank of each.
             ps, pe: (S,) their starts and ends.
         """
-        base, cell, top = self.base[rank], self.cell[rank], self.n_cells[rank] - 1.0
+        base, cell, top = self.base.take(rank), self.cell.take(rank), self.n_cells.take(rank) - 1.0
         with np.errstate(over="ignore"):
-            c_lo = np.floor((ps - self.longest[rank] - base) / cell) - 1.0
+            c_lo = np.floor((ps - self.longest.take(rank) - base) / cell) - 1.0
             c_hi = np.floor((pe - base) / cell)
         c_lo = c_lo.clip(0.0, top).astype(np.int64)  # far values clip in float, then convert
         c_hi = c_hi.clip(-1.0, top).astype(np.int64)  # < c_lo: an empty window
-        off = self.cell_off[rank]
-        a = self.prefix[off + c_lo]
-        b = np.where(c_hi >= c_lo, self.prefix[off + np.maximum(c_hi, c_lo) + 1], a)
+        off = self.cell_off.take(rank)
+        a = self.prefix.take(off + c_lo)
+        b = np.where(c_hi >= c_lo, self.prefix.take(off + np.maximum(c_hi, c_lo) + 1), a)
         count = b - a
         pos = np.arange(int(count.sum())) + np.repeat(a - (np.cumsum(count) - count), count)
-        return np.repeat(pred, count), self.by_cell[pos]
+        return np.repeat(pred, count), self.by_cell.take(pos)
 
 
 def _candidates(
