@@ -270,7 +270,9 @@ class GtGrid:
         block_first = run_starts(gt_block)
         heads = np.flatnonzero(block_first)  # (B,) blocks are contiguous: gt_block is sorted
         self.rank = np.cumsum(block_first) - 1  # (G,) block rank
-        ends = np.r_[heads[1:], gt_block.size]
+        ends = np.empty_like(heads)  # (B,) one past each block's last GT
+        ends[:-1] = heads[1:]
+        ends[-1:] = gt_block.size
         good = np.isfinite(g_len) & (g_len > 0)  # (G,)
         bad_count = offsets_of(~good)
         with np.errstate(invalid="ignore", over="ignore"):
@@ -282,11 +284,11 @@ class GtGrid:
             self.odd = (bad_count[ends] > bad_count[heads]) | ~(self.cell > 1e-9 * scale)
             self.cell[self.odd] = 1.0
             self.base[self.odd] = 0.0
-            g_cell = np.floor((gs - self.base[self.rank]) / self.cell[self.rank])
-        g_cell = np.where(self.odd[self.rank], 0, g_cell).astype(np.int64)  # (G,) >= 0
+            g_cell = np.floor((gs - self.base.take(self.rank)) / self.cell.take(self.rank))
+        g_cell = np.where(self.odd.take(self.rank), 0, g_cell).astype(np.int64)  # (G,) >= 0
         self.n_cells = np.maximum.reduceat(g_cell, heads) + 1  # (B,)
         self.cell_off = offsets_of(self.n_cells)  # (B + 1,)
-        cell_id = self.cell_off[self.rank] + g_cell  # (G,) global cell, blocks in order
+        cell_id = self.cell_off.take(self.rank) + g_cell  # (G,) global cell, blocks in order
         count = np.bincount(cell_id, minlength=self.cell_off[-1])
         self.prefix = offsets_of(count)  # first GT of each global cell in ``by_cell``
         # slots by global cell (only cells matter, not the order of starts inside one); a
