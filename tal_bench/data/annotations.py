@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -156,14 +157,16 @@ def _parse_video(vid: str, entry: Any, meta: dict, where: str) -> VideoRecord:
         if not isinstance(label, str):
             raise TalBenchError(f"{where}: video {vid!r} annotation {i} has no string 'label'")
         segments.append(_parse_segment(ann.get("segment"), vid, i, where))
-        labels.append(label)
+        # a file repeats a few class names thousands of times: one shared object per name
+        # keeps them small in memory and makes equal labels compare by identity
+        labels.append(sys.intern(label))
         ids.append(ann.get("label_id"))
     label_ids = _label_id_array(ids, vid, where)
     fps = entry.get("fps")
     return VideoRecord(
         video_id=vid,
         subset=normalize_subset(entry["subset"]),
-        subset_raw=str(entry["subset"]),
+        subset_raw=sys.intern(str(entry["subset"])),
         duration_s=_as_float(entry.get("duration"), f"video {vid!r} duration", where),
         fps=None if fps is None else _as_float(fps, f"video {vid!r} fps", where),
         segments_s=np.asarray(segments, dtype=np.float64).reshape(-1, 2),  # (N, 2)
