@@ -99,6 +99,13 @@ def commit_info(repo_dir: str | Path | None = None) -> dict[str, Any]:
     }
 
 
+def _cpu_simd() -> str | None:
+    try:
+        return cpu_simd(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return None
+
+
 def _no_commit(reason: str) -> dict[str, Any]:
     return {"id": None, "short": None, "dirty": None, "branch": None, "error": reason}
 
@@ -114,6 +121,21 @@ def _cpu_model() -> str | None:
         if key.strip() in ("model name", "Hardware", "Processor"):
             return value.strip()
     return platform.processor() or None
+
+
+# Widest first: PyTorch's CPU kernels pick their vector width from these, and different widths
+# round float sums differently, so two CPUs with one model name can train to different numbers.
+SIMD_LEVELS = ("avx512f", "avx2", "avx", "sse4_2", "sve", "asimd", "neon")
+
+
+def cpu_simd(cpuinfo: str) -> str | None:
+    """The widest SIMD level in the ``flags`` / ``Features`` lines of a ``/proc/cpuinfo`` text."""
+    found: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            found.update(value.split())
+    return next((level for level in SIMD_LEVELS if level in found), None)
 
 
 def gpu_info() -> dict[str, Any]:
@@ -163,14 +185,16 @@ def machine_info() -> dict[str, Any]:
 
     Returns:
         ``hostname``, ``os`` (platform string), ``machine`` (architecture), ``cpu_model``,
-        ``cpu_logical``, ``cpu_physical``, ``ram_gib`` (total, 2 decimals), ``gpus`` and
-        ``gpu_error`` (see :func:`gpu_info`).
+        ``cpu_simd`` (widest SIMD level, see :func:`cpu_simd`), ``cpu_logical``,
+        ``cpu_physical``, ``ram_gib`` (total, 2 decimals), ``gpus`` and ``gpu_error`` (see
+        :func:`gpu_info`).
     """
     info: dict[str, Any] = {
         "hostname": socket.gethostname(),
         "os": platform.platform(),
         "machine": platform.machine(),
         "cpu_model": _cpu_model(),
+        "cpu_simd": _cpu_simd(),
         "cpu_logical": os.cpu_count(),
         "cpu_physical": None,
         "ram_gib": None,

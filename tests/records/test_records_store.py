@@ -235,3 +235,20 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path: Path) -> None:
     atomic_write_text(tmp_path / "atomic.txt", "x")
     mode = (tmp_path / "atomic.txt").stat().st_mode & 0o777
     assert mode == plain.stat().st_mode & 0o777
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma\n", "avx2"),
+        ("flags : sse4_2 avx512f avx2\nflags : sse4_2 avx512f avx2\n", "avx512f"),
+        ("Features\t: fp asimd evtstrm sve\n", "sve"),
+        ("Features\t: half thumb neon\n", "neon"),
+        ("model name : some CPU\nflags : fpu mmx\n", None),
+        ("", None),
+    ],
+)
+def test_cpu_simd_reads_the_widest_level_of_hand_written_cpuinfo(text, level):
+    from tal_bench.records.env import cpu_simd
+
+    assert cpu_simd(text) == level
