@@ -291,10 +291,8 @@ class GtGrid:
         cell_id = self.cell_off.take(self.rank) + g_cell  # (G,) global cell, blocks in order
         count = np.bincount(cell_id, minlength=self.cell_off[-1])
         self.prefix = offsets_of(count)  # first GT of each global cell in ``by_cell``
-        # slots by global cell (only cells matter, not the order of starts inside one); a
-        # stable sort of 16-bit keys is a radix sort
-        key = cell_id.astype(np.uint16) if self.cell_off[-1] <= 2**16 else cell_id
-        self.by_cell = np.argsort(key, kind="stable")  # (G,)
+        # slots by global cell (only cells matter, not the order of starts inside one)
+        self.by_cell = argsort_stable(cell_id)  # (G,)
         self.longest = longest
         # per block id: first GT and count, with a last entry of count 0 (block -1 and any
         # block past the GT read it); only when block ids are dense enough for a table

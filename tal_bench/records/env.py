@@ -99,23 +99,20 @@ def commit_info(repo_dir: str | Path | None = None) -> dict[str, Any]:
     }
 
 
-def _cpu_simd() -> str | None:
-    try:
-        return cpu_simd(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        return None
-
-
 def _no_commit(reason: str) -> dict[str, Any]:
     return {"id": None, "short": None, "dirty": None, "branch": None, "error": reason}
 
 
-def _cpu_model() -> str | None:
+def _cpuinfo() -> str:
+    """The text of ``/proc/cpuinfo``, empty where there is none (macOS, Windows)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        return platform.processor() or None
-    for line in text.splitlines():
+        return ""
+
+
+def _cpu_model(cpuinfo: str) -> str | None:
+    for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         # x86 says "model name"; some ARM kernels only give "Hardware" or "CPU part".
         if key.strip() in ("model name", "Hardware", "Processor"):
@@ -189,12 +186,13 @@ def machine_info() -> dict[str, Any]:
         ``cpu_physical``, ``ram_gib`` (total, 2 decimals), ``gpus`` and ``gpu_error`` (see
         :func:`gpu_info`).
     """
+    cpuinfo = _cpuinfo()  # read once for the model name and the SIMD level
     info: dict[str, Any] = {
         "hostname": socket.gethostname(),
         "os": platform.platform(),
         "machine": platform.machine(),
-        "cpu_model": _cpu_model(),
-        "cpu_simd": _cpu_simd(),
+        "cpu_model": _cpu_model(cpuinfo),
+        "cpu_simd": cpu_simd(cpuinfo),
         "cpu_logical": os.cpu_count(),
         "cpu_physical": None,
         "ram_gib": None,
