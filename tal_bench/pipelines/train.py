@@ -227,9 +227,13 @@ def _evaluate(
     test_ids = ds.video_ids(test_subset)
     items = build_items(ds, cfg.data, test_subset, test_ids, train=False)
     per_video = predict_videos(model, items, cfg.train.batch_size, cfg.data.num_workers)
-    merged = merge_videos(
-        dict(sorted(per_video.items())), cfg.eval.nms_sigma, cfg.eval.max_dets_per_video
-    )
+    per_video = dict(sorted(per_video.items()))
+    if cfg.data.mode == "window":  # overlapping windows: merge them (soft-NMS per label)
+        merged = merge_videos(per_video, cfg.eval.nms_sigma, cfg.eval.max_dets_per_video)
+    else:  # one item per video, already post-processed once by the detector
+        merged = {
+            vid: _top(parts, sum(len(p[1]) for p in parts)) for vid, parts in per_video.items()
+        }
     dets, used = classify(cfg, ds, to_detections(merged, ds.classes), draw_ids, test_ids)
     result = evaluate_detections(
         ds.annotations, test_subset, dets, tiou_preset(cfg.eval.tiou), dedup=cfg.eval.dedup
