@@ -199,10 +199,12 @@ class TrainConfig:
     optimizer: str = "adam"  # "adam" | "adamw" | "sgd"
     lr: float = 1e-4
     weight_decay: float = 1e-4
+    decay_only_weights: bool = False  # decay only Conv/Linear weights (ActionFormer, minGPT)
     schedule: str = "multistep"  # "multistep" | "cosine" | "constant"
     milestones: tuple[int, ...] = (5,)  # epochs (multistep)
     gamma: float = 0.1
     warmup_epochs: float = 0.0
+    lr_min: float = 0.0  # floor of the cosine schedule (ActionFormer's eta_min 1e-8)
     clip_grad_norm: float | None = 1.0  # None = no clipping
     ema: bool = False
     ema_decay: float = 0.999

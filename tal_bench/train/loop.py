@@ -47,6 +47,7 @@ class FitResult:
     model: nn.Module  # the EMA copy when cfg.ema, else the trained model
     epochs: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
     train_time_s: float = 0.0
+    train_cpu_s: float = 0.0  # CPU time of the process (all threads) over the same span
     peak_mem_mib: float = 0.0  # CUDA: max allocated; CPU: peak RSS (VmHWM) of the process
     peak_mem_kind: str = ""  # "cuda_max_allocated" | "cpu_vmhwm" | "cpu_ru_maxrss"
     iters_per_epoch: int = 0
@@ -186,12 +187,12 @@ def fit(
         raise TalBenchError("the training set has no items; raise data.fraction or check data")
     loader = make_loader(train_set, cfg, collate_fn, generator, num_workers)
     iters_per_epoch = len(loader)
-    optimizer = make_optimizer(model.parameters(), cfg)
+    optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg, iters_per_epoch)
     ema = ModelEma(model, cfg.ema_decay) if cfg.ema else None
     result = FitResult(model=model, iters_per_epoch=iters_per_epoch)
     result.peak_mem_kind = reset_peak_memory(cfg.device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with _progress(progress) as bar:
         task = bar.add_task("train", total=cfg.epochs * iters_per_epoch, loss=math.nan)
 
@@ -211,6 +212,7 @@ def fit(
                 on_epoch(row)
     _sync(cfg.device)
     result.train_time_s = time.perf_counter() - start
+    result.train_cpu_s = time.process_time() - cpu_start
     result.peak_mem_mib = peak_memory_mib(result.peak_mem_kind)
     if ema is not None:
         result.model = ema.module

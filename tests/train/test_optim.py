@@ -86,3 +86,37 @@ def test_unknown_names_are_user_errors():
     opt = make_optimizer([param], TrainConfig())
     with pytest.raises(TalBenchError, match="train.schedule"):
         make_scheduler(opt, TrainConfig(schedule="poly"), 3)
+
+
+def test_cosine_ends_at_lr_min():
+    # lr 1e-3, floor 1e-5: factor m + (1 - m) 0.5 (1 + cos(pi p)), m = 0.01, over 4 iterations
+    cfg = TrainConfig(epochs=2, lr=1e-3, schedule="cosine", lr_min=1e-5)
+    lrs = _lrs(cfg, 2)
+    m = 0.01
+    expected = [1e-3 * (m + (1 - m) * 0.5 * (1 + math.cos(math.pi * s / 4))) for s in range(4)]
+    assert lrs == pytest.approx(expected)
+    assert lr_factor(4, cfg, 2) == pytest.approx(m)  # the last step reaches the floor
+
+
+def test_decay_only_weights_groups_conv_and_linear_weights():
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv1d(2, 3, 3)
+            self.norm = torch.nn.GroupNorm(1, 3)
+            self.fc = torch.nn.Linear(3, 1)
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+    net = Net()
+    cfg = TrainConfig(optimizer="adamw", weight_decay=0.05, decay_only_weights=True)
+    decayed, plain = make_optimizer(net, cfg).param_groups
+    assert decayed["weight_decay"] == 0.05 and plain["weight_decay"] == 0.0
+    ids = lambda group: {id(p) for p in group["params"]}  # noqa: E731
+    assert ids(decayed) == {id(net.conv.weight), id(net.fc.weight)}
+    rest = {net.conv.bias, net.norm.weight, net.norm.bias, net.fc.bias, net.scale}
+    assert ids(plain) == {id(p) for p in rest}
+    with pytest.raises(TypeError, match="needs the model"):
+        make_optimizer(list(net.parameters()), cfg)
+    # without the flag every parameter decays, from a module or a list alike
+    (group,) = make_optimizer(net, TrainConfig(optimizer="adamw", weight_decay=0.05)).param_groups
+    assert len(group["params"]) == 7 and group["weight_decay"] == 0.05
