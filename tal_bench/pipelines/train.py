@@ -307,6 +307,7 @@ def _fit_columns(fitted: FitResult) -> dict[str, Any]:
     """Training time, peak memory (during training) and the last epoch's loss."""
     return {
         "train_time_s": fitted.train_time_s,
+        "train_cpu_s": fitted.train_cpu_s,
         "peak_mem_mib": fitted.peak_mem_mib,
         "peak_mem_kind": fitted.peak_mem_kind,
         "final_loss": fitted.epochs[-1]["loss"] if fitted.epochs else math.nan,
