@@ -12,6 +12,9 @@ from tal_bench.registry import MODELS
 # Detector modules register themselves on import; new detectors add one line here.
 from tal_bench.models import dummy as _dummy  # noqa: E402,F401  isort: skip
 from tal_bench.models import etad as _etad  # noqa: E402,F401  isort: skip
+from tal_bench.models import actionformer as _actionformer  # noqa: E402,F401  isort: skip
+from tal_bench.models import tridet as _tridet  # noqa: E402,F401  isort: skip
+from tal_bench.models import temporalmaxer as _temporalmaxer  # noqa: E402,F401  isort: skip
 
 
 def get_spec(name: str) -> ModelSpec:
