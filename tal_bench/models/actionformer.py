@@ -25,10 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from tal_bench.models.base import ModelSpec
-from tal_bench.models.common import DenseOut, PointDetector, PointDetectorConfig
-from tal_bench.models.common.heads import ConvHead, RegHead
-from tal_bench.models.common.layers import ChannelLayerNorm, MaskedConv1d, branch_scale
-from tal_bench.models.common.pyramid import ConvEmbedding, IdentityNeck
+from tal_bench.models.common import PointDetector, PointDetectorConfig
+from tal_bench.models.common.layers import (
+    ChannelLayerNorm,
+    MaskedConv1d,
+    branch_scale,
+    zero_conv_biases,
+)
+from tal_bench.models.common.pyramid import ConvEmbedding, IdentityNeck, stem_branch_levels
 from tal_bench.registry import MODELS
 
 
@@ -150,36 +154,16 @@ class ActionFormer(PointDetector):
         )
         self.stem = nn.ModuleList(block(1) for _ in range(n_stem))
         self.branch = nn.ModuleList(block(2) for _ in range(n_branch))
-        for m in self.modules():  # official backbone init: every Conv1d bias starts at 0
-            if isinstance(m, nn.Conv1d) and m.bias is not None:
-                nn.init.zeros_(m.bias)
+        zero_conv_biases(self)  # official backbone init (the heads come next)
         self.neck = IdentityNeck(dim, len(strides), "layer")
-        head = dict(
-            num_layers=cfg.head_num_layers,
-            kernel_size=cfg.head_kernel_size,
-            with_ln=cfg.head_with_ln,
-        )
-        self.cls_head = ConvHead(
-            dim, cfg.head_dim, num_classes, prior_prob=cfg.cls_prior_prob, **head
-        )
-        self.reg_head = RegHead(dim, cfg.head_dim, 2, len(strides), **head)
+        self.init_point_heads(dim)
 
     def pyramid(
         self, feats: torch.Tensor, mask: torch.Tensor
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(B, C_in, T), (B, T) -> six levels [(B, D, T / 2^l)], [(B, T / 2^l)]."""
-        x, mask = self.embed(feats, mask)  # (B, D, T)
-        for blk in self.stem:
-            x, mask = blk(x, mask)
-        levels, masks = [x], [mask]
-        for blk in self.branch:
-            x, mask = blk(x, mask)
-            levels.append(x)
-            masks.append(mask)
+        levels, masks = stem_branch_levels(self.embed, self.stem, self.branch, feats, mask)
         return self.neck(levels), masks
-
-    def heads(self, feats: list[torch.Tensor], masks: list[torch.Tensor]) -> DenseOut:
-        return {"cls": self.cls_head(feats, masks), "reg": self.reg_head(feats, masks)}
 
 
 def build(cfg: ActionFormerConfig | None, input_dim: int, num_classes: int) -> ActionFormer:

@@ -29,7 +29,6 @@ from tal_bench.models.base import ModelSpec
 from tal_bench.models.common import DenseOut, PointDetector, PointDetectorConfig
 from tal_bench.models.common.assign import assign_min_cost
 from tal_bench.models.common.detector import flat_levels
-from tal_bench.models.common.heads import ConvHead, RegHead
 from tal_bench.models.common.layers import downsample_mask
 from tal_bench.models.common.pyramid import ConvEmbedding, IdentityNeck
 from tal_bench.registry import MODELS
@@ -59,15 +58,7 @@ class TemporalMaxer(PointDetector):
         self.embed = ConvEmbedding(input_dim, dim, n_embd, cfg.embd_kernel_size, cfg.embd_with_ln)
         self.pools = nn.ModuleList(nn.MaxPool1d(3, 2, 1) for _ in range(n_pool))
         self.neck = IdentityNeck(dim, len(strides), "group", cfg.neck_gn_groups)
-        head = dict(
-            num_layers=cfg.head_num_layers,
-            kernel_size=cfg.head_kernel_size,
-            with_ln=cfg.head_with_ln,
-        )
-        self.cls_head = ConvHead(
-            dim, cfg.head_dim, num_classes, prior_prob=cfg.cls_prior_prob, **head
-        )
-        self.reg_head = RegHead(dim, cfg.head_dim, 2, len(strides), **head)
+        self.init_point_heads(dim)
 
     def pyramid(
         self, feats: torch.Tensor, mask: torch.Tensor
@@ -81,9 +72,6 @@ class TemporalMaxer(PointDetector):
             levels.append(x)
             masks.append(mask)
         return self.neck(levels), masks
-
-    def heads(self, feats: list[torch.Tensor], masks: list[torch.Tensor]) -> DenseOut:
-        return {"cls": self.cls_head(feats, masks), "reg": self.reg_head(feats, masks)}
 
     def targets(
         self, out: DenseOut, gts: list[tuple[torch.Tensor, torch.Tensor]]

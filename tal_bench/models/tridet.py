@@ -34,9 +34,14 @@ from tal_bench.models.base import ModelSpec
 from tal_bench.models.common import DenseOut, PointDetector, PointDetectorConfig
 from tal_bench.models.common.detector import flat_levels
 from tal_bench.models.common.heads import ConvHead, RegHead
-from tal_bench.models.common.layers import ChannelLayerNorm, branch_scale, downsample_mask
+from tal_bench.models.common.layers import (
+    ChannelLayerNorm,
+    branch_scale,
+    downsample_mask,
+    zero_conv_biases,
+)
 from tal_bench.models.common.losses import ctr_diou_loss_1d, ctr_iou_1d, sigmoid_focal_loss
-from tal_bench.models.common.pyramid import ConvEmbedding, IdentityNeck
+from tal_bench.models.common.pyramid import ConvEmbedding, IdentityNeck, stem_branch_levels
 from tal_bench.registry import MODELS
 
 
@@ -167,30 +172,19 @@ class TriDet(PointDetector):
         # official: the stem blocks have kernel 1 and no drop path, the branch blocks w
         self.stem = nn.ModuleList(block(1, 1, 0.0) for _ in range(n_stem))
         self.branch = nn.ModuleList(block(w, 2, cfg.droppath) for _ in range(n_branch))
-        for m in self.modules():  # official backbone init: every Conv1d bias starts at 0
-            if isinstance(m, nn.Conv1d) and m.bias is not None:
-                nn.init.zeros_(m.bias)
+        zero_conv_biases(self)  # official backbone init (the heads come next)
         self.neck = IdentityNeck(dim, len(strides), "layer")
-        head = dict(num_layers=cfg.head_num_layers, with_ln=cfg.head_with_ln)
         prior = cfg.cls_prior_prob
-        hk, bk = cfg.head_kernel_size, cfg.boundary_kernel_size
         self.cls_head = ConvHead(
-            dim, cfg.head_dim, num_classes, kernel_size=hk, prior_prob=prior, **head
+            dim, cfg.head_dim, num_classes, prior_prob=prior, **self.head_kwargs()
         )
+        boundary = self.head_kwargs(cfg.boundary_kernel_size)
         self.start_head, self.end_head = (
-            ConvHead(
-                dim,
-                cfg.head_dim,
-                num_classes,
-                kernel_size=bk,
-                prior_prob=prior,
-                detach=True,
-                **head,
-            )
+            ConvHead(dim, cfg.head_dim, num_classes, prior_prob=prior, detach=True, **boundary)
             for _ in range(2)
         )
         nb1 = cfg.num_bins + 1
-        self.reg_head = RegHead(dim, cfg.head_dim, 2 * nb1, len(strides), kernel_size=hk, **head)
+        self.reg_head = RegHead(dim, cfg.head_dim, 2 * nb1, len(strides), **self.head_kwargs())
 
     def train_inputs(self, feats: torch.Tensor) -> torch.Tensor:
         """Gaussian noise on the padded batch (official ``input_noise``)."""
@@ -202,14 +196,7 @@ class TriDet(PointDetector):
         self, feats: torch.Tensor, mask: torch.Tensor
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(B, C_in, T), (B, T) -> six levels [(B, D, T / 2^l)], [(B, T / 2^l)]."""
-        x, mask = self.embed(feats, mask)  # (B, D, T)
-        for blk in self.stem:
-            x, mask = blk(x, mask)
-        levels, masks = [x], [mask]
-        for blk in self.branch:
-            x, mask = blk(x, mask)
-            levels.append(x)
-            masks.append(mask)
+        levels, masks = stem_branch_levels(self.embed, self.stem, self.branch, feats, mask)
         return self.neck(levels), masks
 
     def heads(self, feats: list[torch.Tensor], masks: list[torch.Tensor]) -> DenseOut:

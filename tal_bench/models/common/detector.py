@@ -25,6 +25,7 @@ from torch import nn
 from tal_bench.data.items import stack_items
 from tal_bench.errors import TalBenchError
 from tal_bench.models.common.assign import assign_shortest
+from tal_bench.models.common.heads import ConvHead, RegHead
 from tal_bench.models.common.losses import ctr_diou_loss_1d, sigmoid_focal_loss
 from tal_bench.models.common.points import pyramid_points
 from tal_bench.models.common.postprocess import (
@@ -125,7 +126,7 @@ class PointDetectorConfig:
 
 class PointDetector(nn.Module):
     """Shell of the ActionFormer family (module docstring). Subclasses set up the layers and
-    implement :meth:`pyramid` and :meth:`heads`."""
+    implement :meth:`pyramid` (and :meth:`heads` when theirs differ)."""
 
     def __init__(
         self, cfg: PointDetectorConfig, num_classes: int, strides: tuple[int, ...], div: int
@@ -146,9 +147,29 @@ class PointDetector(nn.Module):
         """Backbone + neck: (B, C, T), (B, T) -> [(B, D, T_l)], [(B, T_l)]."""
         raise NotImplementedError
 
+    def head_kwargs(self, kernel_size: int | None = None) -> dict[str, Any]:
+        """Keyword arguments of a shared head built from the config."""
+        cfg = self.cfg
+        return {
+            "num_layers": cfg.head_num_layers,
+            "kernel_size": cfg.head_kernel_size if kernel_size is None else kernel_size,
+            "with_ln": cfg.head_with_ln,
+        }
+
+    def init_point_heads(self, dim: int) -> None:
+        """The classification head (prior-initialised) and the 2-output regression head of
+        ActionFormer and TemporalMaxer, in this order (it fixes the weight initialisation)."""
+        cfg = self.cfg
+        prior = cfg.cls_prior_prob
+        self.cls_head = ConvHead(
+            dim, cfg.head_dim, self.num_classes, prior_prob=prior, **self.head_kwargs()
+        )
+        self.reg_head = RegHead(dim, cfg.head_dim, 2, len(self.strides), **self.head_kwargs())
+
     def heads(self, feats: list[torch.Tensor], masks: list[torch.Tensor]) -> DenseOut:
-        """Heads on every level: at least ``cls`` [(B, K, T_l)] and ``reg`` [(B, R, T_l)]."""
-        raise NotImplementedError
+        """Heads on every level: ``cls`` [(B, K, T_l)] and ``reg`` [(B, R, T_l)] (a detector
+        may add entries)."""
+        return {"cls": self.cls_head(feats, masks), "reg": self.reg_head(feats, masks)}
 
     def train_inputs(self, feats: torch.Tensor) -> torch.Tensor:
         """Training-time input transform after padding (identity; TriDet adds noise)."""

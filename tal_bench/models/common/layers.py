@@ -109,3 +109,10 @@ class AffineDropPath(nn.Module):
 def branch_scale(dim: int, prob: float) -> nn.Module:
     """The residual-branch wrapper the official blocks use: AffineDropPath if ``prob`` > 0."""
     return AffineDropPath(dim, prob) if prob > 0 else nn.Identity()
+
+
+def zero_conv_biases(module: nn.Module) -> None:
+    """Set every ``nn.Conv1d`` bias inside ``module`` to zero (the official backbones' init)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv1d) and m.bias is not None:
+            nn.init.zeros_(m.bias)

@@ -70,6 +70,35 @@ class IdentityNeck(nn.Module):
         return [norm(x) for norm, x in zip(self.norms, feats, strict=True)]
 
 
+def stem_branch_levels(
+    embed: nn.Module,
+    stem: nn.ModuleList,
+    branch: nn.ModuleList,
+    feats: torch.Tensor,
+    mask: torch.Tensor,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Embedding, full-resolution stem blocks, then downsampling branch blocks (ActionFormer's
+    and TriDet's backbone layout): the stem output and every branch output are the levels.
+
+    Args:
+        embed: ``(x, mask) -> (x, mask)`` embedding.
+        stem, branch: blocks ``(x, mask) -> (x, mask)``; branch blocks halve the length.
+        feats: (B, C_in, T); mask: (B, T).
+
+    Returns:
+        ``1 + len(branch)`` levels [(B, D, T / 2^l)] and their masks [(B, T / 2^l)].
+    """
+    x, mask = embed(feats, mask)  # (B, D, T)
+    for blk in stem:
+        x, mask = blk(x, mask)
+    levels, masks = [x], [mask]
+    for blk in branch:
+        x, mask = blk(x, mask)
+        levels.append(x)
+        masks.append(mask)
+    return levels, masks
+
+
 def padded_length(length: int, max_seq_len: int, max_div_factor: int, training: bool) -> int:
     """The length the dense network runs at for an input of ``length`` steps.
 
