@@ -13,7 +13,8 @@ post-processing (soft-NMS) are the shared ones of ``tal_bench.models.common``.
 Local attention here splits the sequence into blocks of ``w = window // 2`` queries; each block
 scores the ``3 w`` keys around it with one matmul and a band mask keeps the ``2 w + 1`` keys
 within ``w`` steps. The official code computes the same attention with Longformer's
-overlapping ``2 w`` chunks, which costs slightly more MACs (< 0.3 % of the network).
+overlapping ``2 w`` chunks, which costs slightly more: at T = 2304 its attention matmuls are
+0.220 G MACs against 0.189 G here, 0.07 % of the network's 45.25 G.
 """
 
 from __future__ import annotations
