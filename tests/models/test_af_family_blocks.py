@@ -19,7 +19,7 @@ from tal_bench.models.common.losses import ctr_diou_loss_1d, ctr_iou_1d, sigmoid
 from tal_bench.models.common.points import pyramid_points
 from tal_bench.models.common.postprocess import NmsSettings, nms_videos, seg_voting
 from tal_bench.models.common.pyramid import padded_length
-from tal_bench.models.tridet import SGPBlock, boundary_windows, trident_offsets
+from tal_bench.models.tridet import SGPBlock, TriDetConfig, boundary_windows, trident_offsets
 
 # ------------------------------------------------------------------------------------- layers
 
@@ -240,3 +240,47 @@ def test_points_carry_position_range_and_stride():
 def test_config_refuses_a_max_seq_len_off_the_divisible_stride():
     with pytest.raises(TalBenchError, match="multiple of 576"):
         create_model("actionformer", ActionFormerConfig(max_seq_len=1000), 8, 3)
+
+
+# ------------------------------------------------------------------------------ detector losses
+
+
+def _one_level_out(reg_channels: int) -> dict:
+    """A dense output of one level with 4 points and 2 classes, all logits 0 (p = 0.5)."""
+    out = {
+        "cls": [torch.zeros(1, 2, 4)],
+        "reg": [torch.ones(1, reg_channels, 4)],
+        "masks": [torch.ones(1, 4, dtype=torch.bool)],
+    }
+    cls_t = torch.zeros(1, 4, 2)
+    cls_t[0, 1, 0] = 1.0  # point 1 is a positive of class 0
+    reg_t = torch.zeros(1, 4, 2)
+    reg_t[0, 1] = torch.tensor([1.0, 3.0])
+    return out, cls_t, reg_t
+
+
+def test_actionformer_losses_hand_values():
+    model = create_model("actionformer", ActionFormerConfig(embd_dim=16, head_dim=16), 8, 2)
+    out, cls_t, reg_t = _one_level_out(2)
+    losses = model.losses(out, cls_t, reg_t)
+    norm = 0.9 * 100 + 0.1 * 1  # running positive count after one positive
+    focal = (0.25 + 7 * 0.75) * 0.25 * math.log(2)  # one positive, seven negatives at p = 0.5
+    # DIoU of (1, 1) against (1, 3): IoU 2 / 4, enclosing 4, centres 0 and +1
+    assert losses["cls_loss"].item() == pytest.approx(focal / norm, rel=1e-6)
+    assert losses["reg_loss"].item() == pytest.approx((1 - 0.5 + 0.25**2) / norm, rel=1e-6)
+    assert losses["loss"].item() == pytest.approx((focal + 0.5625) / norm, rel=1e-6)
+    assert model.loss_normalizer == pytest.approx(norm)
+
+
+def test_tridet_losses_weight_the_positive_focal_term_by_iou():
+    model = create_model("tridet", TriDetConfig(embd_dim=16, head_dim=16, sgp_mlp_dim=24), 8, 2)
+    out, cls_t, reg_t = _one_level_out(34)
+    out["reg"] = [torch.zeros(1, 34, 4)]  # uniform bins: both distances decode to 8
+    out["start"], out["end"] = [torch.zeros(1, 2, 4)], [torch.zeros(1, 2, 4)]
+    losses = model.losses(out, cls_t, reg_t)
+    norm = 90.1
+    iou = (1 + 3) / (16 + 4 - 4)  # (8, 8) against (1, 3)
+    focal = (0.25 * iou**0.2 + 7 * 0.75) * 0.25 * math.log(2)
+    assert losses["cls_loss"].item() == pytest.approx(focal / norm, rel=1e-6)
+    # DIoU: 1 - 0.25 + (centre gap 1 / enclosing 16)^2
+    assert losses["reg_loss"].item() == pytest.approx((0.75 + 1 / 256) / norm, rel=1e-6)
