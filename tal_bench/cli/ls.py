@@ -86,7 +86,7 @@ def ls_datasets(
     names: Annotated[list[str] | None, typer.Argument(help="Only these datasets.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
-    """List the registered datasets (name, default item mode, feature width, needs a root).
+    """List the registered datasets: name, protocol (items, train/test subsets, tIoU), width.
 
     Example: talbench ls datasets --json
     """
@@ -97,12 +97,23 @@ def ls_datasets(
         emit_json(rows)
         return
     table = Table(title="datasets")
-    for column in ("name", "mode", "input dim", "needs root", "description"):
+    for column in (
+        "name",
+        "items",
+        "train / test",
+        "tIoU",
+        "input dim",
+        "needs root",
+        "description",
+    ):
         table.add_column(column)
     for row in rows:
+        proto = row["protocol"]
         table.add_row(
             row["name"],
-            str(row["default_mode"]),
+            proto["items"],
+            f"{proto['train_subset']} / {proto['test_subset']}",
+            proto["tiou"],
             str(row["input_dim"]),
             "yes" if row["needs_root"] else "no",
             row["description"],

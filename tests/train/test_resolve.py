@@ -15,10 +15,18 @@ def test_preset_diff_applied_over_defaults():
     # presets/dummy.toml [cpu.train]: epochs 4, lr 1e-2, milestones [3], batch_size 8
     assert (cfg.train.epochs, cfg.train.lr, cfg.train.batch_size) == (4, 1e-2, 8)
     assert cfg.train.milestones == (3,)
-    # everything not in the preset keeps the dataclass default
+    # everything not in the preset keeps the dataclass default, "auto" values resolved: the
+    # default dataset's protocol (THUMOS-like) and the dummy detector's post-processing
     assert cfg.train.optimizer == TrainConfig().optimizer
-    assert cfg.data == DataConfig()
-    assert cfg.eval == EvalConfig()
+    resolved = {"mode": "window", "train_subset": "val", "test_subset": "test"}
+    assert cfg.data == DataConfig(**resolved)
+    assert cfg.eval == EvalConfig(
+        tiou="thumos",
+        classifier="none",
+        max_dets_per_video=200,
+        window_merge="soft_nms",
+        merge_params={"sigma": 0.3},
+    )
     assert cfg.model == DummyConfig()
     assert (cfg.model_name, cfg.preset) == ("dummy", "cpu")
 
