@@ -233,19 +233,24 @@ def cap_per_video(dets: Detections, max_dets: int) -> Detections:
 # ---------------------------------------------------------------------- class fusion
 
 
+@dataclass
+class FusionContext:
+    """What a video-level classifier needs besides the proposals."""
+
+    ds: TalDataset
+    train_ids: list[str]  # the detector's training draw (the internal classifier's too)
+    test_ids: list[str]  # the videos to label
+    seed: int
+
+
 def fuse_video_classes(
-    proposals: Detections,
-    ev: EvalConfig,
-    ds: TalDataset,
-    train_ids: list[str],
-    test_ids: list[str],
-    seed: int,
+    proposals: Detections, ev: EvalConfig, ctx: FusionContext
 ) -> tuple[Detections, str]:
     """Label class-agnostic proposals with the resolved video-level classifier.
 
     ``ev.classifier == "none"`` (class-aware detectors) returns ``proposals`` unchanged.
-    ``"internal"`` trains the harness's classifier on ``train_ids`` (the detector's training
-    draw); anything else is a score file. Each proposal becomes ``ev.top_k_classes``
+    ``"internal"`` trains the harness's classifier on ``ctx.train_ids``; anything else is a
+    score file. Each proposal becomes ``ev.top_k_classes``
     detections; every video then keeps its ``ev.max_dets_per_video`` best.
 
     Returns:
@@ -254,32 +259,27 @@ def fuse_video_classes(
     """
     if ev.classifier == NO_CLASSIFIER:
         return proposals, NONE_CLASS_AWARE
-    classes = ds.classes
+    ds, train_ids, classes = ctx.ds, ctx.train_ids, ctx.ds.classes
     if ev.classifier == "internal":
         index = {name: i for i, name in enumerate(classes)}
         labels = [[index[n] for n in ds.annotations.videos[v].labels] for v in train_ids]
         scores = internal_class_scores(
-            ds.load_features, train_ids, labels, test_ids, len(classes), seed=seed
+            ds.load_features, train_ids, labels, ctx.test_ids, len(classes), seed=ctx.seed
         )
         used = INTERNAL
     else:
-        scores = load_class_scores(ev.classifier, classes, test_ids)
+        scores = load_class_scores(ev.classifier, classes, ctx.test_ids)
         used = str(ev.classifier)
     fused = fuse_classes(proposals, scores, classes, ev.top_k_classes or 0)
     return cap_per_video(fused, ev.max_dets_per_video or 0), used
 
 
 def postprocess_videos(
-    videos: dict[str, list[ItemPart]],
-    ev: EvalConfig,
-    ds: TalDataset,
-    train_ids: list[str],
-    test_ids: list[str],
-    seed: int,
+    videos: dict[str, list[ItemPart]], ev: EvalConfig, ctx: FusionContext
 ) -> tuple[Detections, str]:
     """Steps 2-3 of the module docstring on every test video: merge, then class fusion."""
     merged = merge_windows(videos, ev)
-    return fuse_video_classes(to_detections(merged, ds.classes), ev, ds, train_ids, test_ids, seed)
+    return fuse_video_classes(to_detections(merged, ctx.ds.classes), ev, ctx)
 
 
 # ---------------------------------------------------------------------- resolution

@@ -28,7 +28,7 @@ from tal_bench.errors import TalBenchError
 from tal_bench.evaluation import evaluate_detections, tiou_preset, write_predictions_json
 from tal_bench.models import create_model
 from tal_bench.pipelines.resolve import apply_protocol
-from tal_bench.postprocess import ItemPart, item_part, postprocess_videos
+from tal_bench.postprocess import FusionContext, ItemPart, item_part, postprocess_videos
 from tal_bench.records import create_run
 from tal_bench.train import FitResult, fit, save_checkpoint, seed_everything
 from tal_bench.types import Detections
@@ -96,7 +96,8 @@ def _evaluate(
     test_ids = ds.video_ids(test_subset)
     items = build_items(ds, cfg.data, test_subset, test_ids, train=False)
     per_video = predict_videos(model, items, cfg.train.batch_size, cfg.data.num_workers)
-    dets, used = postprocess_videos(per_video, cfg.eval, ds, draw_ids, test_ids, cfg.train.seed)
+    ctx = FusionContext(ds, draw_ids, test_ids, cfg.train.seed)
+    dets, used = postprocess_videos(per_video, cfg.eval, ctx)
     result = evaluate_detections(
         ds.annotations, test_subset, dets, tiou_preset(cfg.eval.tiou), dedup=cfg.eval.dedup
     )
