@@ -8,8 +8,7 @@ import typer
 from rich.table import Table
 
 from tal_bench.cli.app import app, console, emit_json, user_errors
-from tal_bench.data.datasets import dataset_info
-from tal_bench.data.synthetic import SynthParams, generate_dataset, synthesize_features
+from tal_bench.data.synth_params import SynthParams
 
 datasets_app = typer.Typer(help="Synthetic data and dataset statistics.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
@@ -44,6 +43,8 @@ def synth_command(
 
     Example: talbench datasets synth --out data/synth-small --scale 0.25 --dim 64 --json
     """
+    from tal_bench.data.synthetic import generate_dataset, synthesize_features
+
     knobs = {"noise": noise, "distractor_rate": distractor_rate, "class_sep": class_sep}
     if annotations is not None:
         summary = synthesize_features(annotations, out, dim=dim, seed=seed, **knobs)
@@ -67,6 +68,8 @@ def info_command(
 
     Example: talbench datasets info synthetic-thumos14-tiny --json
     """
+    from tal_bench.data.datasets import dataset_info
+
     info = dataset_info(name, root)
     meta = info["feature_meta"]
     title = (

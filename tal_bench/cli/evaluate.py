@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from tal_bench.cli.app import app, console, emit_json, user_errors
-from tal_bench.data.annotations import load_annotations
-from tal_bench.evaluation import EvalResult, evaluate_detections, load_predictions, tiou_preset
-from tal_bench.evaluation.map import threshold_keys
+
+if TYPE_CHECKING:
+    from tal_bench.evaluation import EvalResult
 
 
 @app.command("evaluate")
@@ -55,6 +55,9 @@ def evaluate_command(
 
     Example: talbench evaluate --gt thumos14.json --pred preds.json --subset test --json
     """
+    from tal_bench.data.annotations import load_annotations
+    from tal_bench.evaluation import evaluate_detections, load_predictions, tiou_preset
+
     thresholds = tiou_preset(tiou)
     ann = load_annotations(gt)
     dets = load_predictions(pred, classes=ann.classes, keep_zero_length=keep_zero_length)
@@ -65,6 +68,8 @@ def evaluate_command(
 
 
 def _print_result(result: EvalResult, per_class: bool) -> None:
+    from tal_bench.evaluation.map import threshold_keys
+
     keys = threshold_keys(result.tiou_thresholds)
     console.print(_title(result), highlight=False, soft_wrap=True)
     table = Table()

@@ -8,8 +8,11 @@ import typer
 from rich.table import Table
 
 from tal_bench.cli.app import app, console, emit_json, user_errors
-from tal_bench.fits import CURVES
-from tal_bench.pipelines.fit import DEFAULT_N_BOOT, run_fit
+
+# Option defaults are written out: importing tal_bench.fits / pipelines.fit pulls in numpy, and
+# every --help must start fast. tests/test_cli_help.py checks them against the library's.
+ALL_FAMILIES_HELP = "5pl, exp, pow3, pow4, mmf4, wbl4, exp3"
+N_BOOT = 100  # tal_bench.pipelines.fit.DEFAULT_N_BOOT
 
 
 @app.command("fit")
@@ -19,8 +22,9 @@ def fit_command(
         str, typer.Argument(help="Data-scaling run directory, or a CSV fraction,mAP[,slice].")
     ],
     families: Annotated[
-        str, typer.Option(help=f"Comma-separated curve families ({','.join(CURVES)}).")
-    ] = ",".join(CURVES),
+        str | None,
+        typer.Option(help=f"Comma-separated curve families (default: all, {ALL_FAMILIES_HELP})."),
+    ] = None,
     upto: Annotated[
         float | None,
         typer.Option(
@@ -40,7 +44,7 @@ def fit_command(
     ] = None,  # fmt: skip
     n_boot: Annotated[
         int, typer.Option("--n-boot", help="Bootstrap resamples for the intervals (0: none).")
-    ] = DEFAULT_N_BOOT,
+    ] = N_BOOT,
     holdout: Annotated[
         int, typer.Option(help="Anchors held out at the end of the fit range to pick a family.")
     ] = 2,
@@ -53,6 +57,8 @@ def fit_command(
 
     Example: talbench fit runs/data-scaling/20240101-120000_abcd1234 --upto 10 --target 100
     """
+    from tal_bench.pipelines.fit import run_fit
+
     summary = run_fit(
         results, families, out_dir=out, target_pct=target, upto_pct=upto, first_k=first_k,
         n_boot=n_boot, n_holdout=holdout, seed=seed,

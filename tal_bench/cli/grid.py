@@ -6,15 +6,6 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from tal_bench.cli.app import app, console, emit_json, user_errors
@@ -109,6 +100,16 @@ class RichReporter:
     """A bar over the grid plus one row per running cell (elapsed time), on stderr."""
 
     def __init__(self, title: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         self.title = title
         self.progress = Progress(
             SpinnerColumn(),

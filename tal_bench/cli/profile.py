@@ -11,7 +11,6 @@ from rich.table import Table
 
 from tal_bench.cli.app import app, console, emit_json, user_errors
 from tal_bench.errors import TalBenchError
-from tal_bench.pipelines.profile import ProfileOptions, parse_lengths, run_profile
 
 
 class Mode(StrEnum):
@@ -130,6 +129,8 @@ def profile(
 
     Example: talbench profile --model etad --preset cpu --lengths 100..30000 --rounds 3 --json
     """
+    from tal_bench.pipelines.profile import ProfileOptions, parse_lengths, run_profile
+
     if length is not None and lengths is not None:
         raise TalBenchError("give --length or --lengths, not both")
     grid = [length] if length is not None else parse_lengths(lengths or "30000")

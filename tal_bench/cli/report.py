@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from tal_bench.cli.app import app, console, emit_json, user_errors
-from tal_bench.pipelines.report import build_report, parse_formats
 
 
 @app.command("report")
@@ -36,6 +35,8 @@ def report(
 
     Example: talbench report runs/data-scaling runs/profile --out report --format png,svg --json
     """
+    from tal_bench.pipelines.report import build_report, parse_formats
+
     paths = list(results) if results else [Path("runs")]
     result = build_report(paths, out, parse_formats(format_), metric)
     summary = result.summary

@@ -10,8 +10,6 @@ from rich.table import Table
 
 from tal_bench.cli.app import app, console, emit_json, user_errors
 from tal_bench.config import merge, overrides_to_dict
-from tal_bench.pipelines.resolve import resolve_run_config
-from tal_bench.pipelines.train import run_train
 
 
 def cli_overrides(sets: list[str] | None, named: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +72,9 @@ def train(
 
     Example: talbench train --model etad --dataset synthetic-thumos14 --fraction 50 --json
     """
+    from tal_bench.pipelines.resolve import resolve_run_config
+    from tal_bench.pipelines.train import run_train
+
     named = {
         "data.dataset": dataset,
         "data.fraction": fraction,

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from tal_bench.errors import TalBenchError
 from tal_bench.fits.curves import CURVES, Curve
@@ -214,6 +213,8 @@ def _multistart(
         with np.errstate(all="ignore"):
             r = fit_func(x, *space.to_natural(theta)) - target
         return np.where(np.isfinite(r), r, _BAD_RESIDUAL)
+
+    from scipy.optimize import least_squares  # here, not at import: `talbench --help` is fast
 
     best, best_cost, best_active = None, math.inf, np.zeros(len(curve.params))
     agree = 0  # converged starts that reached the best cost so far

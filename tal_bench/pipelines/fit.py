@@ -13,14 +13,16 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from tal_bench.errors import TalBenchError
 from tal_bench.fits import CURVES, Anchors, extrapolate, fit_curve, fit_range, select_family
 from tal_bench.records import atomic_write_text, load_meta, load_rows
+
+if TYPE_CHECKING:  # pandas is imported by the readers: `talbench --help` starts fast
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,8 @@ def load_anchors(path: str | Path) -> tuple[Anchors, dict[str, Any]]:
 
 
 def _from_run(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    import pandas as pd
+
     meta = load_meta(path)
     df = load_rows(path)
     if "kind" in df.columns and (df["kind"] == "cell").any():
@@ -107,6 +111,8 @@ def _cell_key(df: pd.DataFrame) -> pd.Series | None:
 
 
 def _from_csv(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    import pandas as pd
+
     try:
         df = pd.read_csv(path, comment="#")
     except (OSError, ValueError, pd.errors.ParserError) as exc:
