@@ -185,8 +185,13 @@ AUTO = "auto"  # a config value meaning "the dataset's" / "the detector's", reso
 
 @dataclasses.dataclass
 class DataConfig:
-    dataset: str = "synthetic-thumos14"  # registered dataset name
+    # registered dataset name, or a folder in ActionFormer's layout (tal_bench.data.folder)
+    dataset: str = "synthetic-thumos14"
     root: str | None = None  # dataset directory; None = the dataset's default / cache
+    # feature geometry; None = the dataset's (a folder's dataset.toml, a registered default)
+    fps: float | None = None  # frames per second (a video's own fps in the annotations wins)
+    feat_stride: int | None = None  # frames between consecutive features
+    clip_len: int | None = None  # frames per feature clip
     # "auto" = the dataset's protocol: "resize" for ActivityNet-style datasets, else the
     # detector's native choice ("window" sliding windows or "full" whole videos); or name one
     mode: str = AUTO

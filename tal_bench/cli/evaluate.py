@@ -53,7 +53,7 @@ def evaluate_command(
     Predictions on videos outside the subset are false positives, as in the official code.
     Predicted labels without GT in the subset are dropped and counted.
 
-    Example: talbench evaluate --gt thumos14.json --pred preds.json --subset test --json
+    Example: talbench evaluate --gt thumos14.json --pred preds.json --json
     """
     from tal_bench.data.annotations import load_annotations
     from tal_bench.evaluation import evaluate_detections, load_predictions, tiou_preset

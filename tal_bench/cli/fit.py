@@ -55,7 +55,7 @@ def fit_command(
 ) -> None:
     """Fit mAP-vs-fraction learning curves, pick the family that extrapolates best, project.
 
-    Example: talbench fit runs/data-scaling/20240101-120000_abcd1234 --upto 10 --target 100
+    Example: talbench fit runs/main --upto 30 --target 100
     """
     from tal_bench.pipelines.fit import run_fit
 

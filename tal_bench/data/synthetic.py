@@ -1,7 +1,8 @@
 """The embedded synthetic THUMOS-like dataset: THUMOS-14-shaped annotations + learnable features.
 
 It is written in ActionFormer's release format (``annotations/thumos14.json`` + ``features/
-<video>.npy`` of shape (T, C) float32), so the same loader serves real and synthetic data.
+<video>.npy`` of shape (T, C) float32) with a ``dataset.toml`` naming both and the feature
+geometry, so ``--dataset DIR`` reads a written folder as it is (``tal_bench.data.folder``).
 
 Annotations follow THUMOS-14 statistics measured once on ActionFormer's ``thumos14.json`` and
 written here as numbers (20 classes, 200 "Validation" / 212 "Test" videos, 10 videos per class,
@@ -37,6 +38,7 @@ import numpy as np
 from tal_bench.data.annotations import load_annotations, write_actionformer_json
 from tal_bench.data.datasets import TalDataset, annotation_stats, open_feature_dataset
 from tal_bench.data.features import FeatureMeta, save_npy_features
+from tal_bench.data.folder import DATASET_TOML
 from tal_bench.data.synth_features import make_class_bank, render_features
 from tal_bench.data.synth_params import GENERATOR_VERSION, TINY_PARAMS, SynthParams  # noqa: F401  (re-exported)
 from tal_bench.errors import TalBenchError
@@ -214,7 +216,9 @@ def _write_features(ann: Annotations, params: SynthParams, feat_dir: Path) -> in
 
 def _check_out_dir(out_dir: Path) -> None:
     """Refuse a non-empty target and an unwritable parent before generating anything."""
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TalBenchError(f"--out {out_dir} is a file, not a folder; choose a new folder")
+    if out_dir.exists() and any(out_dir.iterdir()):
         raise TalBenchError(
             f"output folder {out_dir} already exists and is not empty; choose a new one or "
             "delete it"
@@ -266,12 +270,26 @@ def _generate_into(
             "stats": annotation_stats(ann),
         }
         (tmp / "synth_meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        (tmp / DATASET_TOML).write_text(_dataset_toml(name))
         meta["generate_s"] = round(time.perf_counter() - start, 2)
         _publish(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def _dataset_toml(name: str) -> str:
+    """What ``--dataset DIR`` reads (tal_bench.data.folder): the folder describes itself."""
+    meta = SYNTH_META
+    return (
+        f"# {name}, written by `talbench datasets synth`; train on it with --dataset DIR\n"
+        f"fps = {meta.fps!r}  # a video's own fps in the annotations wins\n"
+        f"feat_stride = {meta.feat_stride}\n"
+        f"clip_len = {meta.clip_len}\n"
+        'annotations = "annotations/thumos14.json"\n'
+        'features = "features"\n'
+    )
 
 
 def generate_dataset(

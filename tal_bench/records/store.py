@@ -216,6 +216,8 @@ def create_run(
     commit = commit_info()
     path = Path(out_dir) if out_dir is not None else _default_run_dir(command, commit)
     config, seeds = _normalise(dict(config)), _normalise(dict(seeds))
+    if path.exists() and not path.is_dir():
+        raise TalBenchError(f"--out {path} is a file, not a folder; pass a new folder")
     if (path / META_FILE).exists():
         return _resume(path, command, config)
     if path.exists() and any(path.iterdir()):
