@@ -55,7 +55,7 @@ def test_same_params_give_identical_bytes(tmp_path: Path) -> None:
     synth.generate_dataset(tmp_path / "a", synth.TINY_PARAMS, "t")
     synth.generate_dataset(tmp_path / "b", synth.TINY_PARAMS, "t")
     a, b = _digest(tmp_path / "a"), _digest(tmp_path / "b")
-    assert a == b and len(a) == 2 + 12 + 13  # json + meta + 25 feature files
+    assert a == b and len(a) == 3 + 12 + 13  # json + meta + dataset.toml + 25 feature files
     synth.generate_dataset(
         tmp_path / "c", synth.SynthParams(**{**vars(synth.TINY_PARAMS), "seed": 1})
     )
