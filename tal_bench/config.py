@@ -165,6 +165,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise TalBenchError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise TalBenchError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:  # a folder, no permission, an I/O error
+        raise TalBenchError(f"cannot read config file {path} ({exc.strerror or exc})") from None
 
 
 def config_hash(data: Any, length: int = 12) -> str:

@@ -86,6 +86,8 @@ def info_command(
         f"{meta['fps']:g} fps / stride {meta['feat_stride']} ({info['root']})"
     )
     _print_stats(title, info["subsets"])
+    for line in info["notes"]:
+        print_note(line)
     if json_out:
         emit_json(info)
 
@@ -137,7 +139,13 @@ def check_command(
         console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
     if problems:
         raise TalBenchError(problems[-1])
-    console.print(f"{folder}: ok, ready for --dataset {folder}", highlight=False)
+    feats = report["features"]
+    console.print(
+        f"{folder}: ok: {feats['videos']} feature files of {feats['steps_min']}-"
+        f"{feats['steps_max']} steps ({feats['feature_steps']} in all); ready for --dataset "
+        f"{folder}",
+        highlight=False,
+    )
 
 
 def _print_stats(title: str, subsets: dict[str, dict[str, Any]]) -> None:

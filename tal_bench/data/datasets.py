@@ -517,7 +517,7 @@ def dataset_info(name: str, root: str | None = None, **options: Any) -> dict[str
     Returns:
         {"name", "description", "root", "protocol", "classes", "feature_meta",
         "subsets": {subset: {videos, instances, median_action_s, background_fraction, ...,
-        feature_steps}}}.
+        feature_steps}}, "notes": what the annotations hold that a user should know}.
     """
     ds = create_dataset(name, root, **options)
     stats = annotation_stats(ds.annotations)
@@ -532,4 +532,5 @@ def dataset_info(name: str, root: str | None = None, **options: Any) -> dict[str
         "classes": ds.classes,
         "feature_meta": dataclasses.asdict(ds.feature_meta),
         "subsets": stats["subsets"],
+        "notes": list(ds.notes),
     }

@@ -195,3 +195,17 @@ def test_train_on_a_folder_end_to_end(tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["config"]["data"]["dataset"] == str(folder.resolve())
     assert meta["config"]["data"]["train_subset"] == "val"
+
+
+def test_data_scaling_on_a_folder(tmp_path):
+    folder = write_folder(tmp_path / "ds")
+    out = tmp_path / "grid"
+    argv = ["data-scaling", "--model", "dummy", "--dataset", str(folder), "--fractions", "50,100"]
+    argv += ["--slices", "1", "--executor", "inline", "--out", str(out), "--json"]
+    result = runner.invoke(app, [*argv, "--set", "train.epochs=1"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["ok"] == 2
+    # 50 % of the 4 training videos is 2 (the study's round(p * N)), 100 % all 4
+    videos = {g["fraction_pct"]: g["num_train_videos_mean"] for g in summary["groups"]}
+    assert videos == {50.0: 2.0, 100.0: 4.0}
