@@ -9,7 +9,6 @@ import pytest
 
 from tal_bench.pipelines.resolve import resolve_run_config
 from tal_bench.pipelines.train import cap_per_video, execute, merge_video, to_detections
-from tal_bench.types import Detections
 
 TINY = "synthetic-thumos14-tiny"
 
@@ -41,12 +40,13 @@ def test_to_detections_and_cap_per_video():
         "b": (np.array([[1.0, 2.0]]), np.array([0.3]), np.array([1])),
     }
     dets = to_detections(merged, ["Run", "Jump"])
-    assert dets.labels.tolist() == ["Jump", "Run", "", "Jump"]
+    assert (dets.video_ids, dets.classes) == (["a", "b"], ["Run", "Jump"])
+    assert dets.video_idx.tolist() == [0, 0, 0, 1]
+    assert dets.label_idx.tolist() == [1, 0, -1, 1]  # -1: a class-agnostic proposal
     capped = cap_per_video(dets, 2)
-    kept = sorted(zip(capped.video_ids, capped.scores, strict=True))
-    assert kept == [("a", 0.5), ("a", 0.9), ("b", 0.3)]
-    empty = cap_per_video(Detections(*(np.zeros(0) for _ in range(5))), 3)
-    assert len(empty) == 0
+    kept = sorted(zip(capped.video_idx.tolist(), capped.scores.tolist(), strict=True))
+    assert kept == [(0, 0.5), (0, 0.9), (1, 0.3)]
+    assert len(cap_per_video(to_detections({}, ["Run"]), 3)) == 0
 
 
 def test_same_seed_twice_is_bit_identical_and_fraction_is_drawn():
