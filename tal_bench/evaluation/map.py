@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from tal_bench.data.annotations import select_subset
 from tal_bench.errors import TalBenchError
@@ -66,6 +67,7 @@ class GroundTruthIndex:
     end_s: np.ndarray  # (G,)
     file_row: np.ndarray  # (G,) row in file order: the order of the official tIoU rows
     starts: np.ndarray  # (W - 1,) distinct GT starts, ascending (a rank indexes it)
+    reach_s: np.ndarray  # (C,) a hair over the longest GT of each class
     meta: dict[str, Any]  # the GT's share of ``EvalResult``: classes, num_gt, subset, ...
 
     def evaluate(self, dets: Detections, tiou_thresholds: np.ndarray) -> EvalResult:
@@ -74,13 +76,22 @@ class GroundTruthIndex:
         video = _lookup(self.video_ids, dets.video_ids)[dets.video_idx]  # (M,) -1: other video
         label = _lookup(classes, dets.classes)[dets.label_idx]  # (M,) -1: dropped
         # by class, input order inside one: (class, row) keys are distinct, so any sort does
-        by_class = np.argsort(label * len(label) + np.arange(len(label)))
-        bounds = np.searchsorted(label[by_class], np.arange(len(classes) + 1))
+        rows = np.argsort(label * len(label) + np.arange(len(label)))  # (M,)
+        known = (video >= 0) & (label >= 0)
+        block = np.where(known, label * len(self.video_ids) + video, -2)[rows]  # -2: no GT
+        start_s, end_s, scores = dets.t_start_s[rows], dets.t_end_s[rows], dets.scores[rows]
+        # the candidates of every class at once, as the table is sorted by class first
+        pred, slot = self._near_gt(block, start_s, end_s)  # (P,) pairs, ascending ``pred``
+        tiou = pairwise_tiou(start_s[pred], end_s[pred], self.start_s[slot], self.end_s[slot])
+        near = (~(tiou < thresholds.min())).nonzero()[0]  # NaN is below nothing: it matches
+        pred, slot, tiou = pred[near], slot[near], tiou[near]
+        first = label[rows].searchsorted(np.arange(len(classes) + 1))  # (C + 1,) class starts
+        first_pair = pred.searchsorted(first)  # (C + 1,)
         ap = np.zeros((len(thresholds), len(classes)))  # (K, C)
-        for c in np.flatnonzero(np.diff(bounds)):  # a class without predictions has AP 0
-            rows = by_class[bounds[c] : bounds[c + 1]]
-            cols = (video[rows], dets.t_start_s[rows], dets.t_end_s[rows], dets.scores[rows])
-            ap[:, c] = self.class_ap(c, *cols, thresholds)
+        for c in np.diff(first).nonzero()[0]:  # a class without predictions has AP 0
+            n, pairs = slice(first[c], first[c + 1]), slice(first_pair[c], first_pair[c + 1])
+            cand = (pred[pairs] - first[c], slot[pairs], tiou[pairs])
+            ap[:, c] = self.class_ap(c, scores[n], start_s[n], end_s[n], *cand, thresholds)
         dropped, names = label < 0, np.array([*dets.classes, ""], dtype=object)  # -1 -> ""
         lost = sorted(set(names[np.unique(dets.label_idx[dropped])]))
         counts = (len(dets), int(dropped.sum()), lost, int(((video < 0) & ~dropped).sum()))
@@ -88,61 +99,60 @@ class GroundTruthIndex:
         mAP = dict(zip(thresholds.tolist(), mean_ap.tolist(), strict=True))
         return EvalResult(thresholds, mAP, float(mean_ap.mean()), ap, *counts, **self.meta)
 
-    def class_ap(self, c, video, start_s, end_s, scores, thresholds) -> np.ndarray:
-        """(K,) AP of class ``c``, the official ``compute_average_precision_detection``, from
-        its (n,) predictions in input order (``video`` -1: outside the subset)."""
+    def class_ap(self, c, scores, start_s, end_s, pred, slot, tiou, thresholds) -> np.ndarray:
+        """(K,) AP of class ``c``: the official ``compute_average_precision_detection``, given
+        the class's (n,) predictions in input order and their (P,) pairs with candidate GT
+        (``pred`` indexes the predictions, ``slot`` the table, ``tiou`` not below a threshold)."""
         order = scores.argsort()[::-1]  # the official visit order, ties included
-        video, start_s, end_s = video[order], start_s[order], end_s[order]
-        pred, slot = self._near_gt(c, video, start_s, end_s)  # (P,) pairs
-        tiou = pairwise_tiou(start_s[pred], end_s[pred], self.start_s[slot], self.end_s[slot])
-        near = ~(tiou < thresholds.min())  # the candidates; NaN is below nothing: it matches
-        pred, slot, tiou = pred[near], slot[near], tiou[near]
+        visit = np.empty_like(order)
+        visit[order] = np.arange(len(order))  # (n,) visit rank of each prediction
         # each prediction's candidates by decreasing tIoU, NaN first: ``tiou.argsort()[::-1]``
-        by_tiou = np.lexsort((np.where(np.isnan(tiou), -np.inf, -tiou), pred))
-        pred, slot, tiou = pred[by_tiou], slot[by_tiou], tiou[by_tiou]
-        self._official_ties(pred, slot, tiou, c, video, start_s, end_s)
-        slot -= self.block_row[c * len(self.video_ids)]  # (P,) the GT's index in its class
+        by_tiou = np.lexsort((np.where(np.isnan(tiou), -np.inf, -tiou), visit[pred]))
+        pred, slot, tiou = visit[pred[by_tiou]], slot[by_tiou], tiou[by_tiou]
+        self._official_ties(pred, slot, tiou, start_s[order[pred]], end_s[order[pred]])
+        slot = slot - self.block_row[c * len(self.video_ids)]  # (P,) the GT's index in its class
         tp = greedy_match(pred, slot, tiou, thresholds, len(order), self.npos[c])  # (K, n)
-        # precision and recall of the official cumulative sums change only at a TP: passing
-        # the TPs alone to ``interpolated_prec_rec`` selects the very same terms
-        ap = np.zeros(len(thresholds))
-        for k, hits in enumerate(tp):
-            seen = np.flatnonzero(hits) + 1.0  # (T,) predictions seen at each TP
-            found = np.arange(1.0, seen.size + 1)  # (T,) TPs so far
-            ap[k] = interpolated_prec_rec(found / seen, found / self.npos[c])
-        return ap
+        # interpolated AP (official ``interpolated_prec_rec``): precision and recall change only
+        # at the TPs, so the envelope there and the recall steps give every non-zero term
+        k_idx, seen = tp.nonzero()  # (T,) by threshold, then visit order
+        n_tp = np.bincount(k_idx, minlength=len(thresholds))  # (K,)
+        found = np.arange(1, k_idx.size + 1) - (n_tp.cumsum() - n_tp).repeat(n_tp)  # (T,) TPs
+        envelope = np.zeros((len(thresholds), n_tp.max(initial=0)))  # (K, most TPs), 0 after
+        envelope[k_idx, found - 1] = found / (seen + 1.0)  # precision: TP / (TP + FP)
+        envelope = np.maximum.accumulate(envelope[:, ::-1], axis=1)[:, ::-1]  # max from the right
+        step = found / self.npos[c] - (found - 1) / self.npos[c]  # (T,) recall steps, as there
+        terms = step * envelope[k_idx, found - 1]  # (T,)
+        return np.bincount(k_idx, terms, minlength=len(thresholds))
 
-    def _near_gt(self, c, video, start_s, end_s) -> tuple[np.ndarray, np.ndarray]:
+    def _near_gt(self, block, start_s, end_s) -> tuple[np.ndarray, np.ndarray]:
         """(P,) prediction and (P,) table row of the pairs whose tIoU may be positive or NaN:
-        GT of the prediction's video (none: the official ``get_group`` miss, a false positive)
-        starting in [s - 2 x the longest GT, e) (2x: room for rounding) for a finite s < e, all
-        of them otherwise or if a GT has end < start (0/0 = NaN can then happen anywhere)."""
-        block = np.where(video >= 0, c * len(self.video_ids) + video, -2)  # -2: an empty block
-        some = np.flatnonzero(self.block_row[block + 1] > self.block_row[block])  # (S,) with GT
+        GT of the prediction's block (none: the official ``get_group`` miss, a false positive)
+        starting in [s - reach, e) for a finite s < e (an overlap), all of them otherwise or if
+        a GT has end < start (0/0 = NaN can then happen anywhere)."""
+        row, width, length = self.block_row, len(self.starts) + 1, self.end_s - self.start_s
+        some = (row[block + 1] > row[block]).nonzero()[0]  # (S,) with GT in the block
         block, s, e = block[some], start_s[some], end_s[some]
-        lo, hi = self.block_row[block], self.block_row[block + 1]  # (S,) the video's GT
-        width = len(self.starts) + 1
-        length = self.end_s - self.start_s  # (G,)
         with np.errstate(invalid="ignore"):
-            rank_lo = np.searchsorted(self.starts, s - 2 * length.max())
-        near_lo = np.searchsorted(self.key, block * width + rank_lo)
-        near_hi = np.searchsorted(self.key, block * width + np.searchsorted(self.starts, e))
+            rank_lo = self.starts.searchsorted(s - self.reach_s[block // len(self.video_ids)])
+        near_lo = self.key.searchsorted(block * width + rank_lo)
+        near_hi = self.key.searchsorted(block * width + self.starts.searchsorted(e))
         regular = np.isfinite(s) & np.isfinite(e) & (e > s) & (length.min() >= 0)
-        lo, hi = np.where(regular, near_lo, lo), np.where(regular, near_hi, hi)
-        count = hi - lo  # (S,)
-        pred = np.repeat(some, count)
-        return pred, np.arange(count.sum()) + np.repeat(lo - (np.cumsum(count) - count), count)
+        lo = np.where(regular, near_lo, row[block])  # (S,)
+        count = np.where(regular, near_hi, row[block + 1]) - lo  # (S,)
+        pred = some.repeat(count)
+        return pred, np.arange(count.sum()) + (lo - (count.cumsum() - count)).repeat(count)
 
-    def _official_ties(self, pred, slot, tiou, c, video, start_s, end_s) -> None:
+    def _official_ties(self, pred, slot, tiou, start_s, end_s) -> None:
         """Order tied candidates in place as ``tiou_arr.argsort()[::-1]`` does on the official
-        row: the tIoU with every GT of the video, in file order (NumPy's sort decides ties)."""
+        row: the tIoU with every GT of the video, in file order (NumPy's sort decides ties).
+        ``start_s``, ``end_s``: (P,) the segment of each pair's prediction."""
         same = (tiou[1:] == tiou[:-1]) | (np.isnan(tiou[1:]) & np.isnan(tiou[:-1]))
         for p in np.unique(pred[1:][same & (pred[1:] == pred[:-1])]):
-            lo, hi = np.searchsorted(pred, [p, p + 1])
-            block = c * len(self.video_ids) + video[p]
+            lo, hi = pred.searchsorted([p, p + 1])
+            block = self.key[slot[lo]] // (len(self.starts) + 1)  # the prediction's (class, video)
             rows = np.arange(self.block_row[block], self.block_row[block + 1])
             rows = rows[np.argsort(self.file_row[rows])]
-            row = pairwise_tiou(start_s[p], end_s[p], self.start_s[rows], self.end_s[rows])
+            row = pairwise_tiou(start_s[lo], end_s[lo], self.start_s[rows], self.end_s[rows])
             best = row.argsort()[::-1][: hi - lo]  # the candidates come first
             slot[lo:hi], tiou[lo:hi] = rows[best], row[best]
 
@@ -157,7 +167,7 @@ def greedy_match(pred, slot, tiou, thresholds, n_pred: int, n_gt: int) -> np.nda
     item, want = k_idx * n_pred + pred[pair], k_idx * n_gt + slot[pair]  # items ascending
     tp, locked = np.zeros(len(thresholds) * n_pred, bool), np.zeros(len(thresholds) * n_gt, bool)
     while item.size:
-        first = np.r_[True, item[1:] != item[:-1]]  # each open prediction's first free GT
+        first = np.concatenate(([True], item[1:] != item[:-1]))  # each one's first free GT
         earliest = np.full(locked.size, tp.size)
         np.minimum.at(earliest, want, item)  # the earliest open prediction wanting each GT
         won = first & (earliest[want] == item)
@@ -167,43 +177,34 @@ def greedy_match(pred, slot, tiou, thresholds, n_pred: int, n_gt: int) -> np.nda
     return tp.reshape(len(thresholds), n_pred)
 
 
-def interpolated_prec_rec(prec: np.ndarray, rec: np.ndarray) -> float:
-    """All-point interpolated AP: the official ``interpolated_prec_rec``."""
-    mprec, mrec = np.hstack([[0], prec, [0]]), np.hstack([[0], rec, [1]])
-    mprec = np.maximum.accumulate(mprec[::-1])[::-1]  # the official loop, max with the next
-    idx = np.flatnonzero(mrec[1:] != mrec[:-1]) + 1
-    return float(np.sum((mrec[idx] - mrec[idx - 1]) * mprec[idx]))
-
-
 def prepare_ground_truth(gt: Annotations, subset: str, dedup: bool = False) -> GroundTruthIndex:
     """Lay out one subset of ``gt`` for scoring (``evaluate_detections`` does this every call)."""
     videos, how = select_subset(gt, subset, require_instances=True)
-    rows = []  # (label, video, start_s, end_s) of every GT kept, file order
-    for i, v in enumerate(videos):
-        seg = v.segments_s.reshape(-1, 2)  # (N, 2)
-        keep = dedup_mask(v.labels, seg) if dedup else [True] * len(seg)
-        kept = zip(v.labels, seg.tolist(), keep, strict=True)
-        rows += [(label, i, *segment) for label, segment, k in kept if k]
-    if not rows:
+    segs = [v.segments_s.reshape(-1, 2) for v in videos]  # (N, 2) each, file order
+    labels = np.array([label for v in videos for label in v.labels], dtype=object)  # (G0,)
+    keep = np.ones(len(labels), dtype=bool)  # (G0,)
+    if dedup:
+        keep = np.concatenate([dedup_mask(v.labels, s) for v, s in zip(videos, segs, strict=True)])
+    if not keep.any():
         raise TalBenchError(
             f"subset {subset!r}: de-duplication removed every GT instance (all shorter than "
             f"{DEDUP_TOL_S} s); evaluate without --dedup"
         )
-    labels, vid, start, end = zip(*rows, strict=True)
-    classes = list(dict.fromkeys(labels))
-    code = {name: i for i, name in enumerate(classes)}
-    cls = np.array([code[label] for label in labels])  # (G,) file order
+    cls, classes = pd.factorize(labels[keep])  # (G,) class codes, classes in order of appearance
+    vid = np.repeat(np.arange(len(videos)), [len(seg) for seg in segs])[keep]  # (G,)
+    start, end = np.concatenate(segs)[keep].T  # (G,) each
     order = np.lexsort((start, vid, cls))  # stable: file order among equal starts
-    block = (cls * len(videos) + np.array(vid))[order]  # (G,) ascending
-    start, end = np.array(start)[order], np.array(end)[order]
-    starts = np.unique(start)
-    block_row = np.searchsorted(block, np.arange(len(classes) * len(videos) + 2))
-    meta = dict(classes=classes, num_gt=len(rows), dedup=dedup, subset=subset, subset_match=how)
+    block = (cls * len(videos) + vid)[order]  # (G,) ascending
+    start, end, starts = start[order], end[order], np.unique(start)
+    meta = dict(classes=list(classes), num_gt=len(cls), dedup=dedup, subset=subset)
     meta |= dict(num_videos=len(videos), subset_raw=sorted({v.subset_raw for v in videos}))
-    meta["num_gt_removed"] = sum(len(v.labels) for v in videos) - len(rows)
+    meta |= dict(num_gt_removed=len(keep) - len(cls), subset_match=how)
+    block_row = np.searchsorted(block, np.arange(len(classes) * len(videos) + 2))
     key = block * (len(starts) + 1) + np.searchsorted(starts, start)  # (G,) ascending
-    ids = [v.video_id for v in videos]
-    return GroundTruthIndex(ids, np.bincount(cls), block_row, key, start, end, order, starts, meta)
+    reach = np.zeros(len(classes))
+    np.maximum.at(reach, cls[order], (end - start) * (1 + 1e-9))  # a hair: lengths round down
+    ids, npos = [v.video_id for v in videos], np.bincount(cls)
+    return GroundTruthIndex(ids, npos, block_row, key, start, end, order, starts, reach, meta)
 
 
 def _lookup(names: list[str], queries: list[str]) -> np.ndarray:

@@ -20,7 +20,7 @@ _PRESET_ALIASES = {"thumos14": "thumos", "activitynet": "anet", "anet13": "anet"
 
 def pairwise_tiou(pred_start_s, pred_end_s, gt_start_s, gt_end_s) -> np.ndarray:
     """tIoU of prediction and GT arrays, element-wise (broadcast), official recipe (0/0: NaN)."""
-    inter = (np.minimum(pred_end_s, gt_end_s) - np.maximum(pred_start_s, gt_start_s)).clip(0)
+    inter = np.maximum(np.minimum(pred_end_s, gt_end_s) - np.maximum(pred_start_s, gt_start_s), 0)
     union = (gt_end_s - gt_start_s) + (pred_end_s - pred_start_s) - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return inter / union
