@@ -1,4 +1,4 @@
-"""Detection mAP as the official ActivityNet ``Evaluation/eval_detection.py`` computes it:
+"""Detection mAP as activitynet/ActivityNet ``Evaluation/eval_detection.py`` computes it:
 ``GroundTruthIndex.class_ap`` reads beside its ``compute_average_precision_detection``.
 
 As there: the classes are the labels with GT in the subset (first appearance), every GT row counts
