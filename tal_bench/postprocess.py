@@ -197,37 +197,27 @@ def merge_windows(videos: dict[str, list[ItemPart]], ev: EvalConfig) -> dict[str
 
 
 def to_detections(merged: dict[str, VideoDets], classes: list[str]) -> Detections:
-    """Per-video arrays -> one ``Detections``; label -1 becomes the empty class name."""
-    names = np.asarray([*classes, ""])  # index -1 -> ""
-    vids = [np.full(len(s), vid) for vid, (s, _, _) in merged.items()]
-    segs = [s for s, _, _ in merged.values()]
-    if not segs:
-        empty = np.zeros(0)
-        return Detections(np.array([], dtype=str), empty, empty, np.array([], dtype=str), empty)
-    segs_all = np.concatenate(segs)
+    """Per-video arrays -> one ``Detections`` indexing ``list(merged)`` and ``classes``."""
+    counts = [len(s) for s, _, _ in merged.values()]
+    segs = np.concatenate([s for s, _, _ in merged.values()] or [np.zeros((0, 2))])  # (M, 2)
     return Detections(
-        video_ids=np.concatenate(vids).astype(str),
-        t_start_s=segs_all[:, 0],
-        t_end_s=segs_all[:, 1],
-        labels=names[np.concatenate([lab for _, _, lab in merged.values()])],
-        scores=np.concatenate([sc for _, sc, _ in merged.values()]),
+        video_idx=np.repeat(np.arange(len(merged)), counts),
+        t_start_s=segs[:, 0],
+        t_end_s=segs[:, 1],
+        label_idx=np.concatenate([lab for _, _, lab in merged.values()] or [np.zeros(0, int)]),
+        scores=np.concatenate([sc for _, sc, _ in merged.values()] or [np.zeros(0)]),
+        video_ids=list(merged),
+        classes=list(classes),
     )
 
 
 def cap_per_video(dets: Detections, max_dets: int) -> Detections:
     """Keep the ``max_dets`` highest-scoring detections of every video."""
-    order = np.lexsort((-dets.scores, dets.video_ids))  # by video, then score descending
-    vids = dets.video_ids[order]
+    order = np.lexsort((-dets.scores, dets.video_idx))  # by video, then score descending
+    vids = dets.video_idx[order]
     first = np.r_[0, np.flatnonzero(vids[1:] != vids[:-1]) + 1]  # start of each video block
     rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
-    sel = order[rank < max_dets] if len(order) else order
-    return Detections(
-        dets.video_ids[sel],
-        dets.t_start_s[sel],
-        dets.t_end_s[sel],
-        dets.labels[sel],
-        dets.scores[sel],
-    )
+    return dets.take(order[rank < max_dets] if len(order) else order)
 
 
 # ---------------------------------------------------------------------- class fusion

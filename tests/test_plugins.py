@@ -92,7 +92,7 @@ def test_an_installed_detector_lists_trains_and_profiles(site: Path, tmp_path: P
     dets = load_predictions(out / "detections.json")
     again = evaluate_detections(ds.annotations, "test", dets, tiou_preset("thumos"))
     assert 100 * again.average_mAP == pytest.approx(summary["average_mAP"], abs=1e-9)
-    per_video = np.unique(dets.video_ids, return_counts=True)[1]
+    per_video = np.unique(dets.video_idx, return_counts=True)[1]
     assert per_video.max() <= 100
 
     args = ["profile", "--model", "example", "--lengths", "100", "--rounds", "1", "--json"]

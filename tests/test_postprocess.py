@@ -24,7 +24,7 @@ from tal_bench.postprocess import (
     register_window_merge,
     to_detections,
 )
-from tal_bench.types import Detections, ItemDetections
+from tal_bench.types import ItemDetections
 
 
 def _part(segs: list[list[float]], scores: list[float], labels: list[int]) -> ItemPart:
@@ -58,12 +58,13 @@ def test_to_detections_and_cap_per_video():
         "b": (np.array([[1.0, 2.0]]), np.array([0.3]), np.array([1])),
     }
     dets = to_detections(merged, ["Run", "Jump"])
-    assert dets.labels.tolist() == ["Jump", "Run", "", "Jump"]
+    assert (dets.video_ids, dets.classes) == (["a", "b"], ["Run", "Jump"])
+    assert dets.video_idx.tolist() == [0, 0, 0, 1]
+    assert dets.label_idx.tolist() == [1, 0, -1, 1]  # -1: a class-agnostic proposal
     capped = cap_per_video(dets, 2)
-    kept = sorted(zip(capped.video_ids, capped.scores, strict=True))
-    assert kept == [("a", 0.5), ("a", 0.9), ("b", 0.3)]
-    empty = cap_per_video(Detections(*(np.zeros(0) for _ in range(5))), 3)
-    assert len(empty) == 0
+    kept = sorted(zip(capped.video_idx.tolist(), capped.scores.tolist(), strict=True))
+    assert kept == [(0, 0.5), (0, 0.9), (1, 0.3)]
+    assert len(cap_per_video(to_detections({}, ["Run"]), 3)) == 0
 
 
 def test_item_part_to_seconds_clips_and_spans():

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from tal_bench.cli.app import app, console, emit_json, user_errors
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the command imports them: every --help starts without numpy
+    import numpy as np
+
     from tal_bench.evaluation import EvalResult
 
 
@@ -64,12 +66,28 @@ def evaluate_command(
     result = evaluate_detections(ann, subset, dets, thresholds, dedup=dedup)
     _print_result(result, per_class)
     if json_out:
-        emit_json(result.summary())
+        emit_json(summary(result))
+
+
+def threshold_keys(thresholds: np.ndarray) -> list[str]:
+    """Short unique labels for thresholds: 0.39999999999999997 -> "0.4"."""
+    keys = [f"{float(t):.10g}" for t in thresholds]
+    return keys if len(set(keys)) == len(keys) else [repr(float(t)) for t in thresholds]
+
+
+def summary(result: EvalResult) -> dict[str, Any]:
+    """JSON-able summary; mAP keys are the thresholds written shortly ("0.3", "0.4")."""
+    keys = threshold_keys(result.tiou_thresholds)
+    out: dict[str, Any] = {"mAP": dict(zip(keys, result.ap.mean(axis=1).tolist(), strict=True))}
+    out |= {k: v for k, v in vars(result).items() if k not in ("tiou_thresholds", "mAP", "ap")}
+    return out | {
+        "tiou_thresholds": result.tiou_thresholds.tolist(),
+        "num_classes": len(result.classes),
+        "ap_per_class": {c: result.ap[:, i].tolist() for i, c in enumerate(result.classes)},
+    }
 
 
 def _print_result(result: EvalResult, per_class: bool) -> None:
-    from tal_bench.evaluation.map import threshold_keys
-
     keys = threshold_keys(result.tiou_thresholds)
     console.print(_title(result), highlight=False, soft_wrap=True)
     table = Table()
