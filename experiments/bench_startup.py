@@ -20,7 +20,10 @@ interpreter runs them as they are. The converted copy also reads ``np.float`` (r
 1.24) as ``float``, the builtin it was an alias of. Its average mAP is printed next to ours as a
 cross-check.
 
-Run:  python experiments/bench_startup.py [--runs 7] [--activitynet DIR] [--json]
+``--baseline DIR`` (a checkout of another tal-bench commit, e.g. ``git archive`` of the one
+before the lazy imports) times the same two commands of that tree in the same rounds.
+
+Run:  python experiments/bench_startup.py [--runs 7] [--activitynet DIR] [--baseline DIR] [--json]
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ GT_PATH = (
     REPO / ".." / "shared" / "data" / "annotations" / "thumos14" / "actionformer" / "thumos14.json"
 )
 TARGETS_S = {"help": 0.3, "evaluate": 0.6}
+CWD = "BENCH_STARTUP_CWD"  # the working directory of a command, carried in its env dict
 
 # Runs the official evaluator: argv = eval_dir, gt, pred; prints its average mAP as JSON.
 OFFICIAL = """
@@ -105,7 +109,8 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """(wall s, CPU s of the child and its children, stdout) of one fresh process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    cwd = env.get(CWD)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -114,11 +119,19 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return wall, cpu, done.stdout
 
 
+def _with_path(env: dict[str, str], tree: Path) -> dict[str, str]:
+    """``env`` with ``tree`` first on PYTHONPATH; processes also start in ``tree`` (``python -m``
+    puts the working directory first on sys.path), so that tree's tal_bench is imported."""
+    path = os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")])
+    return {**env, "PYTHONPATH": path, CWD: str(tree)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="fresh processes per command")
     parser.add_argument("--activitynet", type=Path, help="checkout of activitynet/ActivityNet")
     parser.add_argument("--official-python", default=sys.executable, help="runs the official code")
+    parser.add_argument("--baseline", type=Path, help="another tal-bench tree, timed alike")
     parser.add_argument("--gt", type=Path, default=GT_PATH, help="THUMOS'14 GT (thumos14.json)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the predictions")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -127,30 +140,37 @@ def main() -> None:
         sys.exit(f"missing {args.gt}: pass the THUMOS'14 thumos14.json with --gt")
     # as installed: bytecode caches written on the first (untimed) run, as pip's install does
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    envs = {"": _with_path(env, REPO)}
+    if args.baseline is not None:
+        envs[" (baseline)"] = _with_path(env, args.baseline.resolve())
     talbench = [sys.executable, "-m", "tal_bench"]
     with tempfile.TemporaryDirectory(prefix="bench_startup_") as tmp:
         work = Path(tmp)
         pred = write_case(work, args.gt, args.seed)
-        commands = {
-            "help": [*talbench, "--help"],
-            "evaluate": [*talbench, "evaluate", "--gt", str(args.gt), "--pred", str(pred),
-                         "--subset", "test", "--tiou", "thumos", "--json"],
-        }  # fmt: skip
+        evaluate = ["evaluate", "--gt", str(args.gt), "--pred", str(pred), "--json"]
+        commands: dict[str, tuple[list[str], dict[str, str]]] = {}
+        # the floor no command line of this project can go under: the interpreter plus the
+        # libraries evaluate needs (Typer, which builds pydantic adapters for its options; numpy)
+        floor = "import typer, typer._adapters, rich.table, numpy"
+        commands["floor"] = ([sys.executable, "-c", floor], envs[""])
+        for suffix, tree_env in envs.items():
+            commands["help" + suffix] = ([*talbench, "--help"], tree_env)
+            commands["evaluate" + suffix] = ([*talbench, *evaluate], tree_env)
         skipped = "not run (pass --activitynet DIR, a checkout of activitynet/ActivityNet)"
         if args.activitynet is not None:
             folder, skipped = official_dir(args.activitynet, args.official_python, work)
             if folder is not None:
-                commands["official"] = [
-                    args.official_python, "-c", OFFICIAL, str(folder), str(args.gt), str(pred)
-                ]  # fmt: skip
+                commands["official"] = (
+                    [args.official_python, "-c", OFFICIAL, str(folder), str(args.gt), str(pred)],
+                    env,
+                )
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         outputs: dict[str, str] = {}
-        for cmd in commands.values():
-            timed(cmd, env)  # warm-up: bytecode caches, the OS's file cache
+        for cmd, cmd_env in commands.values():
+            timed(cmd, cmd_env)  # warm-up: bytecode caches, the OS's file cache
         for _ in range(args.runs):
-            for name, cmd in commands.items():
-                wall, cpu, out = timed(cmd, env)
+            for name, (cmd, cmd_env) in commands.items():
+                wall, cpu, out = timed(cmd, cmd_env)
                 times[name].append((wall, cpu))
                 outputs[name] = out
     summary = {
@@ -159,12 +179,14 @@ def main() -> None:
             "cpu_s_median": statistics.median(c for _, c in runs),
             "wall_s_min": min(w for w, _ in runs),
             "runs": len(runs),
-            "target_wall_s": TARGETS_S.get(name),
+            "target_wall_s": TARGETS_S.get(name),  # None for the baseline and official rows
         }
         for name, runs in times.items()
     }
-    ours = json.loads(outputs["evaluate"])["average_mAP"]
-    summary["average_mAP"] = {"talbench": ours}
+    maps = {"talbench": json.loads(outputs["evaluate"])["average_mAP"]}
+    if "evaluate (baseline)" in outputs:
+        maps["baseline"] = json.loads(outputs["evaluate (baseline)"])["average_mAP"]
+    summary["average_mAP"] = maps
     if "official" in outputs:
         summary["average_mAP"]["official"] = json.loads(outputs["official"])["average_mAP"]
     else:
@@ -182,13 +204,17 @@ def _print_summary(summary: dict) -> None:
     labels = {
         "help": "talbench --help",
         "evaluate": "talbench evaluate (THUMOS, ~43k predictions)",
+        "floor": "python -c 'import typer, pydantic, rich, numpy'",
+        "help (baseline)": "talbench --help, baseline tree",
+        "evaluate (baseline)": "talbench evaluate, baseline tree",
         "official": "official ActivityNet eval_detection.py (same files)",
     }
     print(f"{'command':52} {'wall median':>12} {'CPU median':>11} {'target':>8}")
     for name, label in labels.items():
         row = summary.get(name)
         if row is None:
-            print(f"{label:52} {summary.get('official_skipped', '')}")
+            if name == "official":
+                print(f"{label:52} {summary.get('official_skipped', '')}")
             continue
         target = row["target_wall_s"]
         verdict = (
@@ -202,7 +228,7 @@ def _print_summary(summary: dict) -> None:
     maps = summary["average_mAP"]
     print("average mAP: " + ", ".join(f"{k} {v:.6f}" for k, v in maps.items()))
     print(
-        f"{summary['runs'] if 'runs' in summary else summary['help']['runs']} runs each, "
+        f"{summary['help']['runs']} runs each, "
         f"load average {summary['loadavg_1m']:.1f} on {summary['cpus']} CPUs (wall times grow "
         "with the load; CPU times much less)"
     )

@@ -250,6 +250,10 @@ class ArrayStore:
         """Video ids that have features in this store."""
         return set(self.arrays)
 
+    def where(self, video_id: str) -> str:
+        """How messages name ``video_id``'s features."""
+        return f"in-memory features of {video_id!r}"
+
     def has(self, video_id: str) -> bool:
         """Whether this store holds features for ``video_id``."""
         return video_id in self.arrays

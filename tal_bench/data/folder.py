@@ -159,7 +159,12 @@ def infer_subsets(ann: Annotations, spec: FolderSpec, where: str) -> tuple[str, 
     if test is None:
         test = next((s for s in ("test", "val") if s in labelled and s != train), None)
     for role, name in (("train_subset", train), ("test_subset", test)):
-        if name is None or name not in present:
+        if name is not None and name not in present:
+            raise TalBenchError(
+                f"{where}: {role} {name!r} of {DATASET_TOML} is not in the annotations (they "
+                f"have {', '.join(present) or 'none'})"
+            )
+        if name is None:
             raise TalBenchError(
                 f"{where}: cannot tell which subset to use as {role} (the annotations have "
                 f"{', '.join(present) or 'none'}); set {role} in {DATASET_TOML}"

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from datahelpers import FOLDER_TOML  # tests/cli/conftest.py puts tests/data on the path
 from typer.testing import CliRunner
 
 from tal_bench.cli import app
@@ -83,6 +84,26 @@ def _remove(rel: str) -> Break:
     return lambda ds: (ds / rel).unlink()
 
 
+def _as_pt(broken: str) -> Break:
+    """Every feature file as a .pt tensor file, ``broken`` one not a tensor file at all."""
+
+    def go(ds: Path) -> None:
+        for path in sorted((ds / "feats").glob("*.npy")):
+            torch.save(torch.from_numpy(np.load(path)), path.with_suffix(".pt"))
+            path.unlink()
+        (ds / "feats" / f"{broken}.pt").write_bytes(b"PK\x03\x04 not a zip")
+
+    return go
+
+
+def _as_h5(ds: Path) -> None:
+    shutil.rmtree(ds / "feats")
+    (ds / "feats.h5").write_bytes(b"\x89HDF\r\n cut short")
+    (ds / "dataset.toml").write_text(
+        'fps = 8.0\nfeat_stride = 1\nclip_len = 1\nfeatures = "feats.h5"\n'
+    )
+
+
 def _nothing(ds: Path) -> None:
     shutil.rmtree(ds / "feats")
     (ds / "feats").mkdir()
@@ -144,12 +165,17 @@ CASES: dict[str, Case] = {
     "train/text-npy": Case(TRAIN, "expected float", _npy("v1", np.full((48, 8), "x"))),
     "train/width": Case(TRAIN, "feature widths differ", _npy("t0", np.zeros((48, 4), np.float32))),
     "train/nan": Case(TRAIN, "NaN/inf", _nan("t1")),
+    "train/corrupt-pt": Case(TRAIN, "cannot read tensor file", _as_pt("v1")),
+    "train/corrupt-h5": Case(TRAIN, "cannot read feature file", _as_h5),
     "train/reversed-segment": Case(TRAIN, "ends before it starts", _annotation(_reverse)),
     "train/segments-in-frames": Case(TRAIN, "in frames instead of seconds", _annotation(_frames)),
     "train/toml-key": Case(TRAIN, "unknown config key", _toml("fps = 8.0\nstrde = 1\n")),
     "train/toml-syntax": Case(TRAIN, "is not valid TOML", _toml("fps = = 8\n")),
     "train/toml-geometry": Case(TRAIN, "does not say its features'", _toml('features = "feats"\n')),
     "train/toml-items": Case(TRAIN, "items must be", _toml("items = 'sliding'\n")),
+    "train/toml-subset": Case(
+        TRAIN, "is not in the annotations", _toml(FOLDER_TOML + 'train_subset = "training"\n')
+    ),
     # evaluate
     "evaluate/gt-missing": Case("evaluate --gt {tmp}/no.json --pred {pred}", "does not exist"),
     "evaluate/pred-missing": Case("evaluate --gt {gt} --pred {tmp}/no.json", "does not exist"),
@@ -162,6 +188,7 @@ CASES: dict[str, Case] = {
     "evaluate/pred-nan": Case("evaluate --gt {gt} --pred {pred_nan}", "non-finite"),
     "evaluate/pred-reversed": Case("evaluate --gt {gt} --pred {pred_rev}", "end <= start"),
     "evaluate/csv-columns": Case("evaluate --gt {gt} --pred {csv}", "lacks column"),
+    "evaluate/csv-binary": Case("evaluate --gt {gt} --pred {binary_csv}", "not a readable CSV"),
     # data-scaling / sampling-ratio
     "data-scaling/fractions-range": Case(GRID.replace("50,100", "0,50"), "outside 1-100"),
     "data-scaling/fractions-text": Case(GRID.replace("50,100", "ten"), "is not a number"),
@@ -243,6 +270,7 @@ def _inputs(tmp: Path, good: Path, case: Case) -> dict[str, str]:
     (tmp / "full").mkdir()
     (tmp / "full" / "notes.txt").write_text("something else\n")
     (tmp / "binary.json").write_bytes(bytes(range(128, 256)))
+    (tmp / "binary.csv").write_bytes(bytes(range(128, 256)))
     (tmp / "other.json").write_text(json.dumps({"version": "1", "predictions": []}))
     good = {"label": "A", "score": 0.9, "segment": [1.0, 2.0]}
     preds = {
@@ -267,6 +295,7 @@ def _inputs(tmp: Path, good: Path, case: Case) -> dict[str, str]:
         "pred_nan": str(tmp / "pred_nan.json"),
         "pred_rev": str(tmp / "pred_rev.json"),
         "binary": str(tmp / "binary.json"),
+        "binary_csv": str(tmp / "binary.csv"),
         "other": str(tmp / "other.json"),
         "csv": str(tmp / "pred.csv"),
         "csv_fit": str(tmp / "fit.csv"),
