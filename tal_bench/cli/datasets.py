@@ -81,13 +81,7 @@ def info_command(
 
     info = dataset_info(name, root)
     meta = info["feature_meta"]
-    title = (
-        f"{name}: {len(info['classes'])} classes, {meta['input_dim']}-d features, "
-        f"{meta['fps']:g} fps / stride {meta['feat_stride']} ({info['root']})"
-    )
-    _print_stats(title, info["subsets"])
-    for line in info["notes"]:
-        print_note(line)
+    _print_dataset(name, info, meta["input_dim"], f"({info['root']})")
     if json_out:
         emit_json(info)
 
@@ -121,17 +115,16 @@ def check_command(
 
     report = check_folder(folder, fps, feat_stride, clip_len)
     if "subsets" in report:
-        meta, feats = report["feature_meta"], report["features"]
         proto = report["protocol"]
-        title = (
-            f"{folder}: {len(report['classes'])} classes, {feats['input_dim']}-d features, "
-            f"{meta['fps']:g} fps / stride {meta['feat_stride']} / {meta['clip_len']}-frame "
-            f"clips; trains on {proto['train_subset']}, tests on {proto['test_subset']} "
-            f"({proto['items']}, tIoU {proto['tiou']})"
+        protocol = (
+            f"/ {report['feature_meta']['clip_len']}-frame clips; trains on "
+            f"{proto['train_subset']}, tests on {proto['test_subset']} ({proto['items']}, tIoU "
+            f"{proto['tiou']})"
         )
-        _print_stats(title, report["subsets"])
-    for line in report["notes"]:
-        print_note(line)
+        _print_dataset(str(folder), report, report["features"]["input_dim"], protocol)
+    else:
+        for line in report["notes"]:
+            print_note(line)
     if json_out:
         emit_json(report)
     problems = report["problems"]
@@ -146,6 +139,18 @@ def check_command(
         f"{folder}",
         highlight=False,
     )
+
+
+def _print_dataset(name: str, info: dict[str, Any], dim: int | None, extra: str) -> None:
+    """Title (classes, width, geometry, ``extra``), the per-subset table, then the notes."""
+    meta = info["feature_meta"]
+    title = (
+        f"{name}: {len(info['classes'])} classes, {dim}-d features, {meta['fps']:g} fps / "
+        f"stride {meta['feat_stride']} {extra}"
+    )
+    _print_stats(title, info["subsets"])
+    for line in info["notes"]:
+        print_note(line)
 
 
 def _print_stats(title: str, subsets: dict[str, dict[str, Any]]) -> None:
