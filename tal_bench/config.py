@@ -182,6 +182,8 @@ class DataConfig:
     mode: str = "window"  # "window" (THUMOS sliding windows) | "resize" (ANet) | "full"
     window: int = 128  # window length in feature steps ("window" mode)
     window_stride: int = 64  # window stride in feature steps (overlap 0.5 at 128)
+    test_window_stride: int | None = None  # stride of evaluation windows; None = window_stride
+    window_min_inside: float = 0.9  # a GT segment is kept in a window when this much is inside
     resize_len: int = 128  # fixed length ("resize" mode)
     max_len: int = 2304  # random truncation length in feature steps ("full" mode)
     downsample: int = 1  # keep every k-th feature step (ActionFormer's downsample_rate)
@@ -190,6 +192,12 @@ class DataConfig:
     fraction: float = 100.0  # percent of training videos (1-100)
     slice: int = 0  # which random draw of that fraction
     num_workers: int = 0  # DataLoader workers
+
+    def stride(self, train: bool) -> int:
+        """Window stride of training (``window_stride``) or evaluation items."""
+        if train or self.test_window_stride is None:
+            return self.window_stride
+        return self.test_window_stride
 
 
 @dataclasses.dataclass
@@ -220,6 +228,11 @@ class EvalConfig:
     top_k_classes: int = 2  # classes fused per proposal (ETAD/BMN: top-2)
     max_dets_per_video: int = 200
     nms_sigma: float = 0.3  # Gaussian soft-NMS sigma for the video-level merge
+    # How one video's windows are merged: "soft_nms" (Gaussian soft-NMS per label over the whole
+    # video, keeping max_dets_per_video) or "overlap_nms" (TadTR: class-wise hard NMS at nms_iou
+    # on the detections touching an overlap of adjacent windows only, all kept).
+    window_merge: str = "soft_nms"
+    nms_iou: float = 0.4  # hard-NMS tIoU threshold of "overlap_nms"
 
 
 @dataclasses.dataclass

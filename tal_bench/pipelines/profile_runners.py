@@ -35,7 +35,7 @@ def make_items(feats: torch.Tensor, data: DataConfig) -> tuple[list[VideoItem], 
 
     Args:
         feats: (B, C, L) features.
-        data: the preset's data config (``mode``, ``window``, ``window_stride``,
+        data: the preset's data config (``mode``, ``window``, the evaluation stride,
             ``resize_len``, ``downsample``).
 
     Returns:
@@ -47,7 +47,7 @@ def make_items(feats: torch.Tensor, data: DataConfig) -> tuple[list[VideoItem], 
     per_video = 0
     for b in range(n_batch):
         if data.mode == "window":
-            starts = window_starts(length, data.window, data.window_stride)
+            starts = window_starts(length, data.window, data.stride(train=False))
             parts = [(feats[b, :, s : s + data.window], s) for s in starts]
             size = data.window
         elif data.mode == "resize":
