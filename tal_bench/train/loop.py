@@ -186,7 +186,8 @@ def fit(
         raise TalBenchError("the training set has no items; raise data.fraction or check data")
     loader = make_loader(train_set, cfg, collate_fn, generator, num_workers)
     iters_per_epoch = len(loader)
-    optimizer = make_optimizer(model.parameters(), cfg)
+    groups = getattr(model, "optimizer_groups", None)  # per-group LR / decay multipliers
+    optimizer = make_optimizer(groups() if groups is not None else model.parameters(), cfg)
     scheduler = make_scheduler(optimizer, cfg, iters_per_epoch)
     ema = ModelEma(model, cfg.ema_decay) if cfg.ema else None
     result = FitResult(model=model, iters_per_epoch=iters_per_epoch)
