@@ -2,8 +2,9 @@
 
 ``train_and_evaluate`` wires the stages: dataset -> fraction draw of the training videos ->
 items -> detector -> ``train.fit`` -> per-item predictions -> seconds -> per-video merge of
-windows (Gaussian soft-NMS) -> class fusion for class-agnostic detectors (video-level
-classifier, ``models.video_classifier``) -> ``evaluate_detections`` on the full test subset.
+windows (``eval.window_merge``: Gaussian soft-NMS, or TadTR's NMS on the windows' overlap
+regions) -> class fusion for class-agnostic detectors (video-level classifier,
+``models.video_classifier``) -> ``evaluate_detections`` on the full test subset.
 ``run_train`` does the same and writes a run record (``meta.json``, ``rows.jsonl`` with one
 ``kind: "epoch"`` row per epoch and one ``kind: "result"`` row, ``detections.json`` in the
 ActivityNet results format, ``checkpoint.pt``).
@@ -29,6 +30,7 @@ from tal_bench.errors import TalBenchError
 from tal_bench.evaluation import evaluate_detections, tiou_preset, write_predictions_json
 from tal_bench.models import create_model, get_spec
 from tal_bench.models.ops.soft_nms import soft_nms_groups
+from tal_bench.models.ops.window_nms import overlap_region_nms
 from tal_bench.models.video_classifier import (
     INTERNAL,
     NONE_CLASS_AWARE,
@@ -42,6 +44,7 @@ from tal_bench.types import Detections
 
 # Per-video raw detections in seconds: (segments (N, 2) float64, scores (N,), labels (N,) int64)
 VideoDets = tuple[np.ndarray, np.ndarray, np.ndarray]
+WINDOW_MERGES = ("soft_nms", "overlap_nms")  # eval.window_merge choices
 
 
 @dataclass
@@ -60,11 +63,19 @@ class TrainOutcome:
 
 
 def predict_videos(
-    model: nn.Module, items: torch.utils.data.Dataset, batch_size: int, num_workers: int = 0
+    model: nn.Module,
+    items: torch.utils.data.Dataset,
+    batch_size: int,
+    num_workers: int = 0,
+    extents: dict[str, list[tuple[float, float]]] | None = None,
 ) -> dict[str, list[VideoDets]]:
     """Run ``model.predict`` over ``items`` and convert every detection to seconds.
 
     Segments are clipped to ``[0, duration_s]``; empty ones are dropped.
+
+    Args:
+        extents: when given, filled with each item's ``(start_s, end_s)`` (its valid steps),
+            per video in the order of the returned parts (the overlap-NMS merge needs them).
 
     Returns:
         ``{video_id: [per-item (segments_s (N, 2), scores (N,), labels (N,))]}``.
@@ -88,6 +99,10 @@ def predict_videos(
                 scores = det.scores.detach().cpu().double().numpy()[keep]
                 labels = det.labels.detach().cpu().long().numpy()[keep]
                 out.setdefault(item["video_id"], []).append((segs_s[keep], scores, labels))
+                if extents is not None:
+                    edges = np.array([-0.5, float(item["mask"].sum()) - 0.5])  # grid edges
+                    lo, hi = grid_to_seconds(edges, item["t0_s"], item["step_s"])
+                    extents.setdefault(item["video_id"], []).append((float(lo), float(hi)))
     return out
 
 
@@ -118,6 +133,22 @@ def merge_videos(
     for (vid, label), (segs, _), (keep, decayed) in zip(where, groups, picks, strict=True):
         kept[vid].append((segs[keep], decayed, np.full(len(keep), label, dtype=np.int64)))
     return {vid: _top(parts, max_dets) for vid, parts in kept.items()}
+
+
+def merge_videos_overlap_nms(
+    per_video: dict[str, list[VideoDets]],
+    extents: dict[str, list[tuple[float, float]]],
+    iou_threshold: float,
+) -> dict[str, VideoDets]:
+    """TadTR's cross-window fusion of every video (``ops.window_nms.overlap_region_nms``)."""
+    out = {}
+    for vid, parts in per_video.items():
+        segs = np.concatenate([p[0] for p in parts]).reshape(-1, 2)
+        scores = np.concatenate([p[1] for p in parts])
+        labels = np.concatenate([p[2] for p in parts])
+        keep = overlap_region_nms(segs, scores, labels, np.array(extents[vid]), iou_threshold)
+        out[vid] = (segs[keep], scores[keep], labels[keep])
+    return out
 
 
 def _top(parts: list[VideoDets], max_dets: int) -> VideoDets:
@@ -219,6 +250,11 @@ def _check(cfg: RunConfig) -> None:
         torch.set_num_threads(cfg.train.threads)
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         raise TalBenchError("train.epochs and train.batch_size must be >= 1")
+    if cfg.eval.window_merge not in WINDOW_MERGES:
+        raise TalBenchError(
+            f"eval.window_merge must be one of {', '.join(WINDOW_MERGES)}, "
+            f"got {cfg.eval.window_merge!r}"
+        )
 
 
 def _evaluate(
@@ -226,10 +262,15 @@ def _evaluate(
 ) -> tuple[Detections, str, Any, int]:
     test_ids = ds.video_ids(test_subset)
     items = build_items(ds, cfg.data, test_subset, test_ids, train=False)
-    per_video = predict_videos(model, items, cfg.train.batch_size, cfg.data.num_workers)
-    merged = merge_videos(
-        dict(sorted(per_video.items())), cfg.eval.nms_sigma, cfg.eval.max_dets_per_video
+    extents: dict[str, list[tuple[float, float]]] = {}
+    per_video = predict_videos(
+        model, items, cfg.train.batch_size, cfg.data.num_workers, extents=extents
     )
+    per_video = dict(sorted(per_video.items()))
+    if cfg.eval.window_merge == "overlap_nms":
+        merged = merge_videos_overlap_nms(per_video, extents, cfg.eval.nms_iou)
+    else:
+        merged = merge_videos(per_video, cfg.eval.nms_sigma, cfg.eval.max_dets_per_video)
     dets, used = classify(cfg, ds, to_detections(merged, ds.classes), draw_ids, test_ids)
     result = evaluate_detections(
         ds.annotations, test_subset, dets, tiou_preset(cfg.eval.tiou), dedup=cfg.eval.dedup
