@@ -38,3 +38,6 @@ class ModelSpec:
     build: Callable[[Any, int, int], nn.Module]  # (model_cfg, input_dim, num_classes) -> Detector
     description: str
     class_agnostic: bool = False  # True: outputs labels -1, needs a video-level classifier
+    # (RunConfig) -> None: raises TalBenchError for settings the detector cannot run with
+    # (e.g. BMN's fixed window length); called when a run config is resolved.
+    check_config: Callable[[Any], None] | None = None

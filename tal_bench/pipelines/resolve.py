@@ -96,7 +96,7 @@ def resolve_run_config(
         overrides = overrides_to_dict(list(overrides))
     _check_sections(overrides, "")
     merged = merge(diff, overrides)
-    return RunConfig(
+    cfg = RunConfig(
         model_name=model,
         preset=preset,
         data=from_dict(DataConfig, merged.get("data", {}), prefix="data."),
@@ -104,3 +104,6 @@ def resolve_run_config(
         train=from_dict(TrainConfig, merged.get("train", {}), prefix="train."),
         eval=from_dict(EvalConfig, merged.get("eval", {}), prefix="eval."),
     )
+    if spec.check_config is not None:
+        spec.check_config(cfg)
+    return cfg

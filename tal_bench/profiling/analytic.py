@@ -142,3 +142,38 @@ def tadtr_macs(cfg: Any, input_dim: int, length: int, num_classes: int) -> dict[
         "total": total,
     }
 
+
+def conv2d_macs(c_in: int, c_out: int, kernel_cells: int, cells_out: int) -> int:
+    """``Conv2d``: every output cell sums ``c_in * kernel_cells`` products per output channel."""
+    return cells_out * c_out * c_in * kernel_cells
+
+
+def bmn_macs(cfg: Any, input_dim: int) -> dict[str, int]:
+    """MACs of BMN's network (``Bmn.forward_dense``) on one window of ``cfg.tscale`` steps.
+
+    The boundary-matching layer is one dense matrix product with the (T, N·D·T) sampling mask,
+    over every map cell, valid or not, as BMN computes it; every 2-D conv runs on all D x T
+    cells.
+
+    Args:
+        cfg: a ``BmnConfig``.
+        input_dim: C_in.
+
+    Returns:
+        ``{"projection", "tem", "bm_layer", "pem", "total"}``.
+    """
+    t, d, h, g = cfg.tscale, cfg.dscale, cfg.hidden_dim, cfg.groups
+    r, cells = cfg.bm_dim, cfg.dscale * cfg.tscale
+    projection = conv1d_macs(input_dim, h, 3, t, g) + conv1d_macs(h, h, 3, t, g)
+    tem = 2 * (conv1d_macs(h, h, 3, t, g) + conv1d_macs(h, 1, 1, t))
+    bm_layer = (
+        conv1d_macs(h, r, 3, t)  # reduce conv
+        + r * t * (cfg.num_samples * d * t)  # features (R, T) @ mask (T, N·D·T)
+        + conv2d_macs(r, cfg.roi_dim, cfg.num_samples, cells)  # (N, 1) conv over the points
+        + conv2d_macs(cfg.roi_dim, cfg.pem_dim, 1, cells)  # 1x1 conv
+    )
+    pem = cfg.pem_convs * conv2d_macs(cfg.pem_dim, cfg.pem_dim, 9, cells) + conv2d_macs(
+        cfg.pem_dim, 2, 1, cells
+    )
+    total = projection + tem + bm_layer + pem
+    return {"projection": projection, "tem": tem, "bm_layer": bm_layer, "pem": pem, "total": total}
