@@ -43,6 +43,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        # TOML has no null: a preset writes "none" for an optional number (no clipping)
+        if type(None) in args and str not in args and str(value).lower() == "none":
+            return None
         errors = []
         for arg in args:
             if arg is type(None):
@@ -87,6 +90,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
+        if value is None:  # --set parses none as null; a text field takes it as the word
+            return "none"
         raise TalBenchError(f"{where}: expected a string, got {value!r}")
     return value
 
@@ -175,11 +180,16 @@ def config_hash(data: Any, length: int = 12) -> str:
 # --------------------------------------------------------------------------------------
 
 
+AUTO = "auto"  # a config value meaning "the dataset's" / "the detector's", resolved per run
+
+
 @dataclasses.dataclass
 class DataConfig:
     dataset: str = "synthetic-thumos14"  # registered dataset name
     root: str | None = None  # dataset directory; None = the dataset's default / cache
-    mode: str = "window"  # "window" (THUMOS sliding windows) | "resize" (ANet) | "full"
+    # "auto" = the dataset's protocol: "resize" for ActivityNet-style datasets, else the
+    # detector's native choice ("window" sliding windows or "full" whole videos); or name one
+    mode: str = AUTO
     window: int = 128  # window length in feature steps ("window" mode)
     window_stride: int = 64  # window stride in feature steps (overlap 0.5 at 128)
     test_window_stride: int | None = None  # stride of evaluation windows; None = window_stride
@@ -187,8 +197,8 @@ class DataConfig:
     resize_len: int = 128  # fixed length ("resize" mode)
     max_len: int = 2304  # random truncation length in feature steps ("full" mode)
     downsample: int = 1  # keep every k-th feature step (ActionFormer's downsample_rate)
-    train_subset: str = "val"  # THUMOS trains on the validation videos
-    test_subset: str = "test"
+    train_subset: str = AUTO  # "auto" = the dataset's (THUMOS trains on "val", ANet on "train")
+    test_subset: str = AUTO  # "auto" = the dataset's (THUMOS "test", ANet "val")
     fraction: float = 100.0  # percent of training videos (1-100)
     slice: int = 0  # which random draw of that fraction
     num_workers: int = 0  # DataLoader workers
@@ -222,17 +232,17 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class EvalConfig:
-    tiou: str = "thumos"  # "thumos" | "anet" | comma list of thresholds
+    tiou: str = AUTO  # "auto" = the dataset's | "thumos" | "anet" | comma list of thresholds
     dedup: bool = False  # ActionFormer GT de-duplication
-    classifier: str = "auto"  # "auto" (internal if needed) | "internal" | path to score file
-    top_k_classes: int = 2  # classes fused per proposal (ETAD/BMN: top-2)
-    max_dets_per_video: int = 200
-    nms_sigma: float = 0.3  # Gaussian soft-NMS sigma for the video-level merge
-    # How one video's windows are merged: "soft_nms" (Gaussian soft-NMS per label over the whole
-    # video, keeping max_dets_per_video) or "overlap_nms" (TadTR: class-wise hard NMS at nms_iou
-    # on the detections touching an overlap of adjacent windows only, all kept).
-    window_merge: str = "soft_nms"
-    nms_iou: float = 0.4  # hard-NMS tIoU threshold of "overlap_nms"
+    # video-level classifier of class-agnostic detectors: "internal" | path to a score file;
+    # "none" for class-aware ones; "auto" = "internal" or "none" as the detector needs
+    classifier: str = AUTO
+    # The fields below default to the detector's declaration (ModelSpec.post); see
+    # tal_bench.postprocess. None / "auto" / {} = "the detector's".
+    top_k_classes: int | None = None  # classes fused per proposal (ETAD/BMN: top-2)
+    max_dets_per_video: int | None = None  # cap per video after merging and fusion
+    window_merge: str = AUTO  # rule merging a video's windows (window mode only); "none"
+    merge_params: dict[str, Any] = dataclasses.field(default_factory=dict)  # that rule's
 
 
 @dataclasses.dataclass

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from tal_bench.data.annotations import load_annotations, normalize_subset
 from tal_bench.data.datasets import (
+    DatasetProtocol,
     DatasetSpec,
     TalDataset,
     annotation_stats,
+    array_dataset,
     create_dataset,
     dataset_info,
+    dataset_protocol,
     describe_datasets,
     list_datasets,
 )
-from tal_bench.data.features import FeatureMeta, FeatureStore, load_feature_file
+from tal_bench.data.features import ArrayStore, FeatureMeta, FeatureStore, load_feature_file
 from tal_bench.data.fractions import FractionDraw, sample_fraction
 from tal_bench.data.items import (
     build_items,
@@ -29,16 +32,20 @@ from tal_bench.data.items import (
 )
 
 __all__ = [
+    "ArrayStore",
+    "DatasetProtocol",
     "DatasetSpec",
     "FeatureMeta",
     "FeatureStore",
     "FractionDraw",
     "TalDataset",
     "annotation_stats",
+    "array_dataset",
     "build_items",
     "collate_items",
     "create_dataset",
     "dataset_info",
+    "dataset_protocol",
     "describe_datasets",
     "grid_to_seconds",
     "list_datasets",

@@ -193,6 +193,40 @@ class FeatureStore:
         return arr
 
 
+class ArrayStore:
+    """Per-video features held in memory (``{video_id: (T, C) array}``), with
+    :class:`FeatureStore`'s interface: the item builder then cuts in-memory features (the
+    profiler's random inputs) with the same code as files on disk.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.path = Path("<memory>")
+        self.kind = "memory"
+        self.arrays = {v: _as_2d(np.asarray(a), f"features of {v!r}") for v, a in arrays.items()}
+
+    def available(self) -> set[str]:
+        """Video ids that have features in this store."""
+        return set(self.arrays)
+
+    def has(self, video_id: str) -> bool:
+        """Whether this store holds features for ``video_id``."""
+        return video_id in self.arrays
+
+    def shape(self, video_id: str) -> tuple[int, int]:
+        """``(T, C)`` of one video."""
+        if video_id not in self.arrays:
+            raise TalBenchError(f"no features for video {video_id!r} in memory")
+        rows, cols = self.arrays[video_id].shape
+        return int(rows), int(cols)
+
+    def load(self, video_id: str, start: int = 0, stop: int | None = None, step: int = 1):
+        """Features ``[start:stop:step]`` of one video as a ``(T', C)`` float32 array."""
+        self.shape(video_id)
+        arr = np.array(self.arrays[video_id][start:stop:step], dtype=np.float32, order="C")
+        _check_finite(arr, f"features of {video_id!r}")
+        return arr
+
+
 def save_npy_features(path: str | Path, feats: np.ndarray) -> None:
     """Write one ``(T, C)`` float32 array as ActionFormer does (plain ``.npy``, no pickle)."""
     arr = np.ascontiguousarray(feats, dtype=np.float32)  # (T, C)

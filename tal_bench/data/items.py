@@ -376,6 +376,11 @@ def build_items(
         return ResizeItems(ds, video_ids, data_cfg.resize_len, k, train)
     if data_cfg.mode == "full":
         return FullVideoItems(ds, video_ids, data_cfg.max_len, k, train, generator)
+    if data_cfg.mode == "auto":
+        raise TalBenchError(
+            "data.mode 'auto' is resolved per run from the dataset and the detector "
+            "(tal_bench.pipelines.resolve.apply_protocol); resolve the config first"
+        )
     raise TalBenchError(f"unknown data.mode {data_cfg.mode!r}; use 'window', 'resize' or 'full'")
 
 

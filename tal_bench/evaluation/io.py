@@ -31,7 +31,7 @@ CSV_COLUMNS = ("video-id", "t-start", "t-end", "label", "score")
 def make_detections(
     video_ids: Any, t_start_s: Any, t_end_s: Any, labels: Any, scores: Any
 ) -> Detections:
-    """Build ``Detections`` from five equally long sequences (dtypes normalised).
+    """Build ``Detections`` from five equally long sequences, names per row (as files hold them).
 
     Args:
         video_ids: (M,) video ids.
@@ -41,21 +41,31 @@ def make_detections(
         scores: (M,) confidences.
 
     Returns:
-        The ``Detections``.
+        The ``Detections``; its ``video_ids`` and ``classes`` in order of first appearance.
     """
+    video_idx, video_names = pd.factorize(np.asarray(video_ids, dtype=object).astype(str))
+    label_idx, label_names = pd.factorize(np.asarray(labels, dtype=object).astype(str))
     dets = Detections(
-        video_ids=np.asarray(video_ids, dtype=object).astype(str),
+        video_idx=video_idx.astype(np.int64),
         t_start_s=np.asarray(t_start_s, dtype=np.float64).reshape(-1),
         t_end_s=np.asarray(t_end_s, dtype=np.float64).reshape(-1),
-        labels=np.asarray(labels, dtype=object).astype(str),
+        label_idx=label_idx.astype(np.int64),
         scores=np.asarray(scores, dtype=np.float64).reshape(-1),
+        video_ids=[str(v) for v in video_names],
+        classes=[str(c) for c in label_names],
     )
-    fields = (dets.video_ids, dets.t_start_s, dets.t_end_s, dets.labels, dets.scores)
+    fields = (dets.video_idx, dets.t_start_s, dets.t_end_s, dets.label_idx, dets.scores)
     if len({len(f) for f in fields}) != 1:
         raise TalBenchError(
             "detections: video_ids, starts, ends, labels and scores differ in length"
         )
     return dets
+
+
+def row_names(dets: Detections) -> tuple[np.ndarray, np.ndarray]:
+    """(M,) video id and (M,) class name of every row (label -1 -> "")."""
+    videos = np.asarray(dets.video_ids, dtype=object)
+    return videos[dets.video_idx], np.asarray([*dets.classes, ""], dtype=object)[dets.label_idx]
 
 
 def load_predictions(
@@ -99,14 +109,14 @@ def check_detections(
     """
     finite = np.isfinite(dets.t_start_s) & np.isfinite(dets.t_end_s) & np.isfinite(dets.scores)
     if not finite.all():
-        first = str(dets.video_ids[np.flatnonzero(~finite)[0]])
+        first = dets.video_ids[dets.video_idx[np.flatnonzero(~finite)[0]]]
         raise TalBenchError(
             f"{where}: {int((~finite).sum())} predictions have a non-finite start, end or score "
             f"(first in video {first!r}); fix or drop them"
         )
     bad = dets.t_end_s < dets.t_start_s if keep_zero_length else dets.t_end_s <= dets.t_start_s
     if bad.any():
-        first = str(dets.video_ids[np.flatnonzero(bad)[0]])
+        first = dets.video_ids[dets.video_idx[np.flatnonzero(bad)[0]]]
         rel = "<" if keep_zero_length else "<="
         raise TalBenchError(
             f"{where}: {int(bad.sum())} predictions have end {rel} start (first in video "
@@ -218,11 +228,12 @@ def write_predictions_json(dets: Detections, path: str | Path, version: str = "t
     if not np.isfinite(dets.scores).all():
         raise TalBenchError("write_predictions_json: scores must be finite")
     results: dict[str, list[dict[str, Any]]] = {}
+    videos, labels = row_names(dets)
     for vid, start, end, label, score in zip(
-        dets.video_ids.tolist(),
+        videos.tolist(),
         dets.t_start_s.tolist(),
         dets.t_end_s.tolist(),
-        dets.labels.tolist(),
+        labels.tolist(),
         dets.scores.tolist(),
         strict=True,
     ):

@@ -34,7 +34,7 @@ from torch import nn
 
 from tal_bench.data.items import stack_items
 from tal_bench.errors import TalBenchError
-from tal_bench.models.base import ModelSpec
+from tal_bench.models.base import ModelSpec, PostDecl
 from tal_bench.models.etad_losses import balanced_bce, iou_regression_loss, pair_iou, tem_targets
 from tal_bench.models.etad_post import postprocess_items
 from tal_bench.models.ops.dps import valid_cells
@@ -276,8 +276,16 @@ def _best_iou(anchors: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 def check_config(run_cfg: Any) -> None:
-    """BMN's sampling mask is built for one window length: windows of exactly ``tscale``."""
+    """BMN's sampling mask is built for one item length: windows (or resized videos) of exactly
+    ``tscale`` steps; whole videos of any length cannot run."""
     data, model = run_cfg.data, run_cfg.model
+    if data.mode == "resize":
+        if data.resize_len != model.tscale:
+            raise TalBenchError(
+                f"BMN's boundary-matching layer is built for {model.tscale} steps but videos are "
+                f"resized to {data.resize_len}; set data.resize_len = model.tscale"
+            )
+        return
     if data.mode != "window" or data.window != model.tscale:
         raise TalBenchError(
             f"BMN's boundary-matching layer is built for {model.tscale}-step windows but the "
@@ -299,6 +307,16 @@ MODELS.register("bmn")(
         build=build,
         description="BMN (ICCV 2019): boundary-matching proposal map, TEM + PEM (class-agnostic)",
         class_agnostic=True,
+        native_mode="window",  # THUMOS: OpenTAD's sliding windows
+        # After predict's per-window soft-NMS: OpenTAD's video-level Gaussian soft-NMS over the
+        # windows (sigma 0.3, 200 kept), then the top-2 classes of a video-level classifier,
+        # score product (OpenTAD configs/bmn/thumos_i3d.py, opentad/cores/test_engine.py).
+        post=PostDecl(
+            window_merge="soft_nms",
+            merge_params={"sigma": 0.3},
+            top_k_classes=2,
+            max_dets_per_video=200,
+        ),
         check_config=check_config,
     )
 )

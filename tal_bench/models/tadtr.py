@@ -14,7 +14,8 @@ PyTorch.
   output, MLP to one sigmoid score; final score = sigmoid(class) x actionness.
 * Loss: Hungarian matching and focal / L1 / IoU / actionness terms (``tadtr_losses``).
 * Inference per item: the top 100 (query, class) pairs by score; windows of one video are then
-  merged by class-wise NMS on the windows' overlap regions only (``eval.window_merge``).
+  merged by class-wise NMS on the windows' overlap regions only (the ``overlap_nms`` rule of
+  ``tal_bench.postprocess``, declared in the spec below).
 
 Coordinates: items carry GT in grid units (step i at x = i); inside the model segments are
 normalised to the item's valid steps (step i spans ``[i, i + 1] / L``).
@@ -29,7 +30,7 @@ from torch import nn
 
 from tal_bench.data.items import stack_items
 from tal_bench.errors import TalBenchError
-from tal_bench.models.base import ModelSpec
+from tal_bench.models.base import ModelSpec, PostDecl
 from tal_bench.models.tadtr_losses import (
     LossWeights,
     MatchCosts,
@@ -53,6 +54,7 @@ from tal_bench.types import ItemDetections, VideoItem
 CLASS_PRIOR = 0.01  # initial class probability (focal-loss bias init)
 FIRST_WIDTH_LOGIT = -2.0  # first segment MLP's width bias: initial width sigmoid(-2) = 0.12
 SLOW_LR_NAMES = ("sampling_offsets", "reference_points")  # trained at lr_mult_offsets x LR
+UNCAPPED = 1_000_000  # detections per video: the official fusion keeps all (100 per window)
 
 
 @dataclass(frozen=True)
@@ -297,5 +299,12 @@ MODELS.register("tadtr")(
         build=build,
         description="TadTR (TIP 2022): deformable DETR-style transformer, 40 queries, actionness",
         class_agnostic=False,
+        native_mode="window",  # THUMOS: sliding windows (data.window / strides in the presets)
+        # After predict's top-100 per window: the official cross-window fusion, class-wise hard
+        # NMS (0.4) on the windows' overlap regions only (xlliu7/TadTR datasets/tad_eval.py),
+        # which caps nothing: every window's detections are kept.
+        post=PostDecl(
+            window_merge="overlap_nms", merge_params={"iou": 0.4}, max_dets_per_video=UNCAPPED
+        ),
     )
 )

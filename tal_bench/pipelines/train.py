@@ -1,10 +1,9 @@
 """Train one detector on one training draw and evaluate it: the unit every study repeats.
 
 ``train_and_evaluate`` wires the stages: dataset -> fraction draw of the training videos ->
-items -> detector -> ``train.fit`` -> per-item predictions -> seconds -> per-video merge of
-windows (``eval.window_merge``: Gaussian soft-NMS, or TadTR's NMS on the windows' overlap
-regions) -> class fusion for class-agnostic detectors (video-level classifier,
-``models.video_classifier``) -> ``evaluate_detections`` on the full test subset.
+items -> detector -> ``train.fit`` -> per-item predictions -> ``tal_bench.postprocess``
+(seconds, the detector's window merge in window mode, video-level class fusion for
+class-agnostic detectors) -> ``evaluate_detections`` on the full test subset.
 ``run_train`` does the same and writes a run record (``meta.json``, ``rows.jsonl`` with one
 ``kind: "epoch"`` row per epoch and one ``kind: "result"`` row, ``detections.json`` in the
 ActivityNet results format, ``checkpoint.pt``).
@@ -18,33 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from tal_bench.config import RunConfig, to_dict
-from tal_bench.data import TalDataset, build_items, collate_items, create_dataset, grid_to_seconds
+from tal_bench.data import TalDataset, build_items, collate_items, create_dataset
 from tal_bench.data.fractions import sample_fraction
 from tal_bench.errors import TalBenchError
 from tal_bench.evaluation import evaluate_detections, tiou_preset, write_predictions_json
-from tal_bench.models import create_model, get_spec
-from tal_bench.models.ops.soft_nms import soft_nms_groups
-from tal_bench.models.ops.window_nms import overlap_region_nms
-from tal_bench.models.video_classifier import (
-    INTERNAL,
-    NONE_CLASS_AWARE,
-    fuse_classes,
-    internal_class_scores,
-    load_class_scores,
-)
+from tal_bench.models import create_model
+from tal_bench.pipelines.resolve import apply_protocol
+from tal_bench.postprocess import FusionContext, ItemPart, item_part, postprocess_videos
 from tal_bench.records import create_run
 from tal_bench.train import FitResult, fit, save_checkpoint, seed_everything
 from tal_bench.types import Detections
-
-# Per-video raw detections in seconds: (segments (N, 2) float64, scores (N,), labels (N,) int64)
-VideoDets = tuple[np.ndarray, np.ndarray, np.ndarray]
-WINDOW_MERGES = ("soft_nms", "overlap_nms")  # eval.window_merge choices
 
 
 @dataclass
@@ -63,22 +50,12 @@ class TrainOutcome:
 
 
 def predict_videos(
-    model: nn.Module,
-    items: torch.utils.data.Dataset,
-    batch_size: int,
-    num_workers: int = 0,
-    extents: dict[str, list[tuple[float, float]]] | None = None,
-) -> dict[str, list[VideoDets]]:
-    """Run ``model.predict`` over ``items`` and convert every detection to seconds.
-
-    Segments are clipped to ``[0, duration_s]``; empty ones are dropped.
-
-    Args:
-        extents: when given, filled with each item's ``(start_s, end_s)`` (its valid steps),
-            per video in the order of the returned parts (the overlap-NMS merge needs them).
+    model: nn.Module, items: torch.utils.data.Dataset, batch_size: int, num_workers: int = 0
+) -> dict[str, list[ItemPart]]:
+    """Run ``model.predict`` over ``items``; every item's detections in seconds of its video.
 
     Returns:
-        ``{video_id: [per-item (segments_s (N, 2), scores (N,), labels (N,))]}``.
+        ``{video_id: [one ItemPart per item, in item order]}`` (``postprocess.item_part``).
     """
     loader = DataLoader(
         items,
@@ -87,152 +64,13 @@ def predict_videos(
         collate_fn=collate_items,
         num_workers=num_workers,
     )
-    out: dict[str, list[VideoDets]] = {}
+    out: dict[str, list[ItemPart]] = {}
     model.eval()
     with torch.no_grad():
         for batch in loader:
             for item, det in zip(batch, model.predict(batch), strict=True):
-                segs = det.segments.detach().cpu().double().numpy().reshape(-1, 2)  # (N, 2)
-                segs_s = grid_to_seconds(segs, item["t0_s"], item["step_s"])
-                segs_s = np.clip(segs_s, 0.0, item["duration_s"])
-                keep = segs_s[:, 1] > segs_s[:, 0]
-                scores = det.scores.detach().cpu().double().numpy()[keep]
-                labels = det.labels.detach().cpu().long().numpy()[keep]
-                out.setdefault(item["video_id"], []).append((segs_s[keep], scores, labels))
-                if extents is not None:
-                    edges = np.array([-0.5, float(item["mask"].sum()) - 0.5])  # grid edges
-                    lo, hi = grid_to_seconds(edges, item["t0_s"], item["step_s"])
-                    extents.setdefault(item["video_id"], []).append((float(lo), float(hi)))
+                out.setdefault(item["video_id"], []).append(item_part(item, det))
     return out
-
-
-def merge_video(parts: list[VideoDets], sigma: float, max_dets: int) -> VideoDets:
-    """Merge one video's windows: Gaussian soft-NMS per label, then the top ``max_dets``.
-
-    Class-agnostic proposals (label -1) form one group; class-aware detections are suppressed
-    only within their class.
-    """
-    return merge_videos({"": parts}, sigma, max_dets)[""]
-
-
-def merge_videos(
-    per_video: dict[str, list[VideoDets]], sigma: float, max_dets: int
-) -> dict[str, VideoDets]:
-    """:func:`merge_video` of every video, all (video, label) soft-NMS loops run side by side."""
-    groups, where = [], []  # soft-NMS inputs (segments, scores); (video, label) of each
-    for vid, parts in per_video.items():
-        segs = np.concatenate([p[0] for p in parts]).reshape(-1, 2)  # (N, 2)
-        scores = np.concatenate([p[1] for p in parts])  # (N,)
-        labels = np.concatenate([p[2] for p in parts])  # (N,)
-        for label in np.unique(labels):
-            sel = np.flatnonzero(labels == label)
-            groups.append((segs[sel], scores[sel]))
-            where.append((vid, int(label)))
-    kept: dict[str, list[VideoDets]] = {vid: [] for vid in per_video}
-    picks = soft_nms_groups(groups, sigma=sigma, max_keep=max_dets)
-    for (vid, label), (segs, _), (keep, decayed) in zip(where, groups, picks, strict=True):
-        kept[vid].append((segs[keep], decayed, np.full(len(keep), label, dtype=np.int64)))
-    return {vid: _top(parts, max_dets) for vid, parts in kept.items()}
-
-
-def merge_videos_overlap_nms(
-    per_video: dict[str, list[VideoDets]],
-    extents: dict[str, list[tuple[float, float]]],
-    iou_threshold: float,
-) -> dict[str, VideoDets]:
-    """TadTR's cross-window fusion of every video (``ops.window_nms.overlap_region_nms``)."""
-    out = {}
-    for vid, parts in per_video.items():
-        segs = np.concatenate([p[0] for p in parts]).reshape(-1, 2)
-        scores = np.concatenate([p[1] for p in parts])
-        labels = np.concatenate([p[2] for p in parts])
-        keep = overlap_region_nms(segs, scores, labels, np.array(extents[vid]), iou_threshold)
-        out[vid] = (segs[keep], scores[keep], labels[keep])
-    return out
-
-
-def _top(parts: list[VideoDets], max_dets: int) -> VideoDets:
-    """The ``max_dets`` highest-scoring detections over a video's label groups."""
-    if not parts:
-        return np.zeros((0, 2)), np.zeros(0), np.zeros(0, dtype=np.int64)
-    segs = np.concatenate([p[0] for p in parts]).reshape(-1, 2)
-    scores = np.concatenate([p[1] for p in parts])
-    labels = np.concatenate([p[2] for p in parts])
-    top = np.argsort(-scores, kind="stable")[:max_dets]
-    return segs[top], scores[top], labels[top]
-
-
-def to_detections(merged: dict[str, VideoDets], classes: list[str]) -> Detections:
-    """Per-video arrays -> one ``Detections``; label -1 becomes the empty class name."""
-    names = np.asarray([*classes, ""])  # index -1 -> ""
-    vids = [np.full(len(s), vid) for vid, (s, _, _) in merged.items()]
-    segs = [s for s, _, _ in merged.values()]
-    if not segs:
-        empty = np.zeros(0)
-        return Detections(np.array([], dtype=str), empty, empty, np.array([], dtype=str), empty)
-    segs_all = np.concatenate(segs)
-    return Detections(
-        video_ids=np.concatenate(vids).astype(str),
-        t_start_s=segs_all[:, 0],
-        t_end_s=segs_all[:, 1],
-        labels=names[np.concatenate([lab for _, _, lab in merged.values()])],
-        scores=np.concatenate([sc for _, sc, _ in merged.values()]),
-    )
-
-
-def cap_per_video(dets: Detections, max_dets: int) -> Detections:
-    """Keep the ``max_dets`` highest-scoring detections of every video."""
-    order = np.lexsort((-dets.scores, dets.video_ids))  # by video, then score descending
-    vids = dets.video_ids[order]
-    first = np.r_[0, np.flatnonzero(vids[1:] != vids[:-1]) + 1]  # start of each video block
-    rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
-    sel = order[rank < max_dets] if len(order) else order
-    return Detections(
-        dets.video_ids[sel],
-        dets.t_start_s[sel],
-        dets.t_end_s[sel],
-        dets.labels[sel],
-        dets.scores[sel],
-    )
-
-
-# ---------------------------------------------------------------------- classes
-
-
-def classify(
-    cfg: RunConfig,
-    ds: TalDataset,
-    proposals: Detections,
-    train_ids: list[str],
-    test_ids: list[str],
-) -> tuple[Detections, str]:
-    """Apply the video-level classifier when the detector is class-agnostic.
-
-    Returns:
-        (class-aware detections, the classifier used: "internal-mlp", a path or
-        "none (class-aware model)").
-    """
-    choice = cfg.eval.classifier
-    if not get_spec(cfg.model_name).class_agnostic:
-        if choice != "auto":
-            raise TalBenchError(
-                f"model {cfg.model_name!r} is class-aware; eval.classifier applies only to "
-                "class-agnostic models, leave it 'auto'"
-            )
-        return proposals, NONE_CLASS_AWARE
-    classes = ds.classes
-    if choice in ("auto", "internal"):
-        index = {name: i for i, name in enumerate(classes)}
-        labels = [[index[n] for n in ds.annotations.videos[v].labels] for v in train_ids]
-        scores = internal_class_scores(
-            ds.load_features, train_ids, labels, test_ids, len(classes), seed=cfg.train.seed
-        )
-        used = INTERNAL
-    else:
-        scores = load_class_scores(choice, classes, test_ids)
-        used = str(choice)
-    fused = fuse_classes(proposals, scores, classes, cfg.eval.top_k_classes)
-    return cap_per_video(fused, cfg.eval.max_dets_per_video), used
 
 
 # ---------------------------------------------------------------------- the pipeline
@@ -250,11 +88,6 @@ def _check(cfg: RunConfig) -> None:
         torch.set_num_threads(cfg.train.threads)
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         raise TalBenchError("train.epochs and train.batch_size must be >= 1")
-    if cfg.eval.window_merge not in WINDOW_MERGES:
-        raise TalBenchError(
-            f"eval.window_merge must be one of {', '.join(WINDOW_MERGES)}, "
-            f"got {cfg.eval.window_merge!r}"
-        )
 
 
 def _evaluate(
@@ -262,16 +95,9 @@ def _evaluate(
 ) -> tuple[Detections, str, Any, int]:
     test_ids = ds.video_ids(test_subset)
     items = build_items(ds, cfg.data, test_subset, test_ids, train=False)
-    extents: dict[str, list[tuple[float, float]]] = {}
-    per_video = predict_videos(
-        model, items, cfg.train.batch_size, cfg.data.num_workers, extents=extents
-    )
-    per_video = dict(sorted(per_video.items()))
-    if cfg.eval.window_merge == "overlap_nms":
-        merged = merge_videos_overlap_nms(per_video, extents, cfg.eval.nms_iou)
-    else:
-        merged = merge_videos(per_video, cfg.eval.nms_sigma, cfg.eval.max_dets_per_video)
-    dets, used = classify(cfg, ds, to_detections(merged, ds.classes), draw_ids, test_ids)
+    per_video = predict_videos(model, items, cfg.train.batch_size, cfg.data.num_workers)
+    ctx = FusionContext(ds, draw_ids, test_ids, cfg.train.seed)
+    dets, used = postprocess_videos(per_video, cfg.eval, ctx)
     result = evaluate_detections(
         ds.annotations, test_subset, dets, tiou_preset(cfg.eval.tiou), dedup=cfg.eval.dedup
     )
@@ -285,10 +111,11 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
     RSS), ``eval_time_s`` covers prediction, merging, classification and scoring.
 
     Args:
-        cfg: the resolved run config (``resolve_run_config``).
+        cfg: the run config (``resolve_run_config``; "auto" values are resolved here too).
         progress: show progress bars on stderr.
         on_epoch: called with each epoch's log dict as soon as that epoch ends.
     """
+    cfg = apply_protocol(cfg)
     _check(cfg)
     seed = cfg.train.seed
     generator, flags = seed_everything(seed, cfg.train.deterministic, cfg.train.device)
@@ -392,6 +219,7 @@ def run_train(cfg: RunConfig, out_dir: str | Path | None, progress: bool = True)
     Returns:
         The summary plus ``run_dir``.
     """
+    cfg = apply_protocol(cfg)
     config = to_dict(cfg)
     seeds = {"train": cfg.train.seed, "fraction_draw": cfg.train.seed, "slice": cfg.data.slice}
     run = create_run(out_dir, "train", config, seeds)

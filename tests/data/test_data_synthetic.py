@@ -118,7 +118,7 @@ def test_cache_generates_once_and_loads(cache: Path) -> None:
         feats = ds.load_features(vid)
         assert feats.dtype == np.float32 and feats.shape[1] == 32
         assert len(feats) == synth.SYNTH_META.num_features(rec.duration_s, 30.0)
-    items = build_items(ds, DataConfig(), "val", ds.video_ids("val"), train=True)
+    items = build_items(ds, DataConfig(mode="window"), "val", ds.video_ids("val"), train=True)
     assert len(items) > 0 and items[0]["feats"].shape == (32, 128)
     # another knob value is another cache folder
     create_dataset("synthetic-thumos14-tiny", noise=0.3)

@@ -17,8 +17,10 @@ SEGS = [(23.5, 33.5, "A"), (5.0, 9.0, "B")]
 
 def test_min_inside_keeps_an_80_percent_instance_only_at_75(make_ds) -> None:
     ds = make_ds([("v", "val", 100, 100.0, SEGS)])
-    strict = build_items(ds, DataConfig(window=32, window_stride=24), "val", ["v"], train=True)
-    loose_cfg = DataConfig(window=32, window_stride=24, window_min_inside=0.75)
+    strict = build_items(
+        ds, DataConfig(mode="window", window=32, window_stride=24), "val", ["v"], train=True
+    )
+    loose_cfg = DataConfig(mode="window", window=32, window_stride=24, window_min_inside=0.75)
     loose = build_items(ds, loose_cfg, "val", ["v"], train=True)
     w0_strict, w0_loose = strict[0], loose[0]
     assert w0_strict["window_start"] == w0_loose["window_start"] == 0
@@ -29,15 +31,15 @@ def test_min_inside_keeps_an_80_percent_instance_only_at_75(make_ds) -> None:
 
 def test_evaluation_items_use_the_test_stride(make_ds) -> None:
     ds = make_ds([("v", "val", 100, 100.0, SEGS)])
-    cfg = DataConfig(window=32, window_stride=8, test_window_stride=24)
+    cfg = DataConfig(mode="window", window=32, window_stride=8, test_window_stride=24)
     train = build_items(ds, cfg, "val", ["v"], train=False)
     assert cfg.stride(train=True) == 8 and cfg.stride(train=False) == 24
     assert [start for _, start in train.entries] == [0, 24, 48, 68]  # 68 = 100 - 32
-    same = DataConfig(window=32, window_stride=8)
+    same = DataConfig(mode="window", window=32, window_stride=8)
     assert same.stride(train=False) == 8
 
 
 def test_min_inside_out_of_range_is_a_user_error(make_ds) -> None:
     ds = make_ds([("v", "val", 100, 100.0, SEGS)])
     with pytest.raises(TalBenchError, match="window_min_inside"):
-        build_items(ds, DataConfig(window_min_inside=0.0), "val", ["v"], train=False)
+        build_items(ds, DataConfig(mode="window", window_min_inside=0.0), "val", ["v"], train=False)
