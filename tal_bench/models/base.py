@@ -29,6 +29,23 @@ class Detector(Protocol):
     def predict(self, items: list[VideoItem]) -> list[ItemDetections]: ...
 
 
+@torch.no_grad()
+def predict_split(
+    model: nn.Module, feats: torch.Tensor, mask: torch.Tensor
+) -> list[ItemDetections]:
+    """``model.postprocess(model.forward_dense(feats, mask), mask)`` in eval mode, no gradients.
+
+    The ``predict`` of a detector that splits its network from its post-processing; the
+    model's train/eval mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        return model.postprocess(model.forward_dense(feats, mask), mask)
+    finally:
+        model.train(was_training)
+
+
 @dataclass(frozen=True)
 class PostDecl:
     """A detector's inference post-processing after its own per-item ``predict``.

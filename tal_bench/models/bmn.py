@@ -34,7 +34,8 @@ from torch import nn
 
 from tal_bench.data.items import stack_items
 from tal_bench.errors import TalBenchError
-from tal_bench.models.base import ModelSpec, PostDecl
+from tal_bench.models.base import ModelSpec, predict_split
+from tal_bench.models.etad import OPENTAD_PROPOSAL_POST
 from tal_bench.models.etad_losses import balanced_bce, iou_regression_loss, pair_iou, tem_targets
 from tal_bench.models.etad_post import postprocess_items
 from tal_bench.models.ops.dps import valid_cells
@@ -238,16 +239,9 @@ class Bmn(nn.Module):
             "loss_pem_reg": loss_reg.detach(),
         }
 
-    @torch.no_grad()
     def predict(self, items: list[VideoItem]) -> list[ItemDetections]:
         """Every valid cell of every item, boundary filter, soft-NMS; labels -1."""
-        was_training = self.training
-        self.eval()
-        try:
-            feats, mask = self._batch(items)
-            return self.postprocess(self.forward_dense(feats, mask), mask)
-        finally:
-            self.train(was_training)
+        return predict_split(self, *self._batch(items))
 
     def postprocess(
         self, out: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor
@@ -308,15 +302,7 @@ MODELS.register("bmn")(
         description="BMN (ICCV 2019): boundary-matching proposal map, TEM + PEM (class-agnostic)",
         class_agnostic=True,
         native_mode="window",  # THUMOS: OpenTAD's sliding windows
-        # After predict's per-window soft-NMS: OpenTAD's video-level Gaussian soft-NMS over the
-        # windows (sigma 0.3, 200 kept), then the top-2 classes of a video-level classifier,
-        # score product (OpenTAD configs/bmn/thumos_i3d.py, opentad/cores/test_engine.py).
-        post=PostDecl(
-            window_merge="soft_nms",
-            merge_params={"sigma": 0.3},
-            top_k_classes=2,
-            max_dets_per_video=200,
-        ),
+        post=OPENTAD_PROPOSAL_POST,  # as ETAD: soft-NMS merge, top-2 classes (configs/bmn/)
         check_config=check_config,
     )
 )

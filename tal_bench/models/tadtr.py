@@ -30,7 +30,7 @@ from torch import nn
 
 from tal_bench.data.items import stack_items
 from tal_bench.errors import TalBenchError
-from tal_bench.models.base import ModelSpec, PostDecl
+from tal_bench.models.base import ModelSpec, PostDecl, predict_split
 from tal_bench.models.tadtr_losses import (
     LossWeights,
     MatchCosts,
@@ -249,16 +249,9 @@ class Tadtr(nn.Module):
             logits, segments, actionness, targets, costs, weights, aux=self.cfg.aux_loss
         )
 
-    @torch.no_grad()
     def predict(self, items: list[VideoItem]) -> list[ItemDetections]:
         """Top-``topk`` (query, class) pairs per item, in grid coordinates, class ids as labels."""
-        was_training = self.training
-        self.eval()
-        try:
-            feats, mask = self._batch(items)
-            return self.postprocess(self.forward_dense(feats, mask), mask)
-        finally:
-            self.train(was_training)
+        return predict_split(self, *self._batch(items))
 
     def postprocess(self, out: DenseOut, mask: torch.Tensor) -> list[ItemDetections]:
         """Score = sigmoid(class) x actionness; keep the ``topk`` best (query, class) pairs.

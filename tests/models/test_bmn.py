@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from modelhelpers import fit_steps, one_thread, window_item  # noqa: F401  (fixture)
 
 from tal_bench.errors import TalBenchError
 from tal_bench.models import create_model, get_spec
@@ -16,29 +17,11 @@ from tal_bench.train.optim import make_optimizer
 TINY = dict(hidden_dim=16, bm_dim=8, roi_dim=12, pem_dim=8, tscale=24, dscale=6, num_samples=4)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _item(length: int = 24, valid: int | None = None, c_in: int = 8, seed: int = 0) -> dict:
-    gen = torch.Generator().manual_seed(seed)
-    valid = length if valid is None else valid
-    mask = torch.arange(length) < valid
-    return {
-        "video_id": f"v{seed}",
-        "feats": torch.randn(c_in, length, generator=gen) * mask,
-        "mask": mask,
-        "segments": torch.tensor([[2.0, 5.0], [9.0, 13.0]]),
-        "labels": torch.zeros(2, dtype=torch.long),
-        "duration_s": 10.0,
-        "t0_s": 0.0,
-        "step_s": 0.25,
-        "window_start": 0,
-    }
+def _item(length: int = 24, valid: int | None = None, seed: int = 0) -> dict:
+    return window_item(length, [[2.0, 5.0], [9.0, 13.0]], [0, 0], valid=valid, seed=seed)
 
 
 def _paper_params(c_in: int) -> int:
@@ -114,14 +97,7 @@ def test_every_parameter_learns_and_the_loss_falls() -> None:
     out["loss"].backward()
     assert not [n for n, p in model.named_parameters() if p.grad is None]
     assert {"loss_tem", "loss_pem_cls", "loss_pem_reg"} <= set(out)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(40):
-        loss = model.training_step(items)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_steps(model, items, 40, torch.optim.Adam(model.parameters(), lr=1e-2))
     assert sum(losses[-5:]) < 0.5 * sum(losses[:5])  # 0.07-0.20 over seeds 0-2
 
 

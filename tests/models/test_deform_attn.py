@@ -7,17 +7,12 @@ import math
 
 import pytest
 import torch
+from modelhelpers import one_thread  # noqa: F401  (fixture)
 
 from tal_bench.models.ops.deform_attn_1d import deform_attn_1d
 from tal_bench.profiling.counters import count_macs_flop_counter, count_macs_fvcore
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _inputs(seed: int, b=2, t=13, h=3, dh=5, q=7, p=4, dtype=torch.float32):

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from modelhelpers import fit_steps, one_thread, window_item  # noqa: F401  (fixture)
 
 from tal_bench.errors import TalBenchError
 from tal_bench.models import create_model, get_spec
@@ -26,29 +27,11 @@ TINY = dict(hidden_dim=16, heads=2, enc_layers=2, dec_layers=2, ffn_dim=32, num_
             gn_groups=4, roi_bins=4)  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _item(length: int = 24, valid: int | None = None, c_in: int = 8, seed: int = 0) -> dict:
-    gen = torch.Generator().manual_seed(seed)
-    valid = length if valid is None else valid
-    mask = torch.arange(length) < valid
-    return {
-        "video_id": f"v{seed}",
-        "feats": torch.randn(c_in, length, generator=gen) * mask,
-        "mask": mask,
-        "segments": torch.tensor([[2.0, 6.0], [10.0, 15.0]]),
-        "labels": torch.tensor([0, 2]),
-        "duration_s": 10.0,
-        "t0_s": 0.0,
-        "step_s": 0.25,
-        "window_start": 0,
-    }
+def _item(length: int = 24, valid: int | None = None, seed: int = 0) -> dict:
+    return window_item(length, [[2.0, 6.0], [10.0, 15.0]], [0, 2], valid=valid, seed=seed)
 
 
 def _official_params(c_in: int, k: int = 20) -> int:
@@ -250,15 +233,7 @@ def _train(steps: int, seed: int = 0) -> list[float]:
     torch.manual_seed(seed)
     model = build(TadtrConfig(**TINY, dropout=0.0), 8, 3)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    items = [_item(seed=0), _item(valid=20, seed=1)]
-    losses = []
-    for _ in range(steps):
-        loss = model.training_step(items)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
+    return fit_steps(model, [_item(seed=0), _item(valid=20, seed=1)], steps, opt)
 
 
 def test_few_steps_on_a_fixed_batch_lower_the_loss() -> None:
