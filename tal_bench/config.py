@@ -192,6 +192,8 @@ class DataConfig:
     mode: str = AUTO
     window: int = 128  # window length in feature steps ("window" mode)
     window_stride: int = 64  # window stride in feature steps (overlap 0.5 at 128)
+    test_window_stride: int | None = None  # stride of evaluation windows; None = window_stride
+    window_min_inside: float = 0.9  # a GT segment is kept in a window when this much is inside
     resize_len: int = 128  # fixed length ("resize" mode)
     max_len: int = 2304  # random truncation length in feature steps ("full" mode)
     downsample: int = 1  # keep every k-th feature step (ActionFormer's downsample_rate)
@@ -204,6 +206,12 @@ class DataConfig:
     draw: str = "uniform"
     nested: bool = False  # True: the p % draw holds every smaller draw of the same slice
     num_workers: int = 0  # DataLoader workers
+
+    def stride(self, train: bool) -> int:
+        """Window stride of training (``window_stride``) or evaluation items."""
+        if train or self.test_window_stride is None:
+            return self.window_stride
+        return self.test_window_stride
 
 
 @dataclasses.dataclass

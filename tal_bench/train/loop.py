@@ -200,7 +200,8 @@ def fit(
     schedule_epoch = budget_iters_per_epoch or iters_per_epoch
     total_iters = cfg.epochs * schedule_epoch
     passes = math.ceil(total_iters / iters_per_epoch)
-    optimizer = make_optimizer(model.parameters(), cfg)
+    groups = getattr(model, "optimizer_groups", None)  # per-group LR / decay multipliers
+    optimizer = make_optimizer(groups() if groups is not None else model.parameters(), cfg)
     scheduler = make_scheduler(optimizer, cfg, schedule_epoch)
     ema = ModelEma(model, cfg.ema_decay) if cfg.ema else None
     result = FitResult(model=model, iters_per_epoch=iters_per_epoch)
