@@ -199,6 +199,8 @@ class DataConfig:
     mode: str = AUTO
     window: int = 128  # window length in feature steps ("window" mode)
     window_stride: int = 64  # window stride in feature steps (overlap 0.5 at 128)
+    test_window_stride: int | None = None  # stride of evaluation windows; None = window_stride
+    window_min_inside: float = 0.9  # a GT segment is kept in a window when this much is inside
     resize_len: int = 128  # fixed length ("resize" mode)
     max_len: int = 2304  # random truncation length in feature steps ("full" mode)
     downsample: int = 1  # keep every k-th feature step (ActionFormer's downsample_rate)
@@ -206,12 +208,25 @@ class DataConfig:
     test_subset: str = AUTO  # "auto" = the dataset's (THUMOS "test", ANet "val")
     fraction: float = 100.0  # percent of training videos (1-100)
     slice: int = 0  # which random draw of that fraction
+    # how the fraction is drawn (tal_bench.data.fractions): "uniform" (the study's: uniform,
+    # re-drawn until every class appears) | "stratified" (each class's share kept)
+    draw: str = "uniform"
+    nested: bool = False  # True: the p % draw holds every smaller draw of the same slice
     num_workers: int = 0  # DataLoader workers
+
+    def stride(self, train: bool) -> int:
+        """Window stride of training (``window_stride``) or evaluation items."""
+        if train or self.test_window_stride is None:
+            return self.window_stride
+        return self.test_window_stride
 
 
 @dataclasses.dataclass
 class TrainConfig:
     epochs: int = 8
+    # "epochs": train `epochs` passes over the drawn videos (the study's); "steps": train as many
+    # optimizer steps as `epochs` passes over all training videos take, schedule included
+    budget: str = "epochs"
     batch_size: int = 16
     optimizer: str = "adam"  # "adam" | "adamw" | "sgd"
     lr: float = 1e-4
@@ -236,6 +251,9 @@ class EvalConfig:
     # video-level classifier of class-agnostic detectors: "internal" | path to a score file;
     # "none" for class-aware ones; "auto" = "internal" or "none" as the detector needs
     classifier: str = AUTO
+    # videos the internal classifier trains on: "fraction" (the detector's draw) | "all" (every
+    # training video: fixed external scores, as the ETAD paper's)
+    classifier_data: str = "fraction"
     # The fields below default to the detector's declaration (ModelSpec.post); see
     # tal_bench.postprocess. None / "auto" / {} = "the detector's".
     top_k_classes: int | None = None  # classes fused per proposal (ETAD/BMN: top-2)

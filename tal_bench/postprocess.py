@@ -19,9 +19,9 @@ What a detector wants here is its ``ModelSpec.post`` declaration (``models.base.
 the resolved values live in the run's ``eval`` config (``window_merge``, ``merge_params``,
 ``top_k_classes``, ``max_dets_per_video``, ``classifier``) and so in every run record.
 
-A new merge rule (e.g. TadTR's class-wise hard NMS on the windows' overlap regions) is a
-function ``merge(videos, params, max_dets) -> {video_id: VideoDets}`` plus a parameter
-dataclass, registered with :func:`register_window_merge`.
+A merge rule is a function ``merge(videos, params, max_dets) -> {video_id: VideoDets}`` plus a
+parameter dataclass, registered with :func:`register_window_merge`: ``soft_nms`` (ETAD, BMN),
+``overlap_nms`` (TadTR's class-wise hard NMS on the windows' overlap regions) and ``none``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from tal_bench.data.items import grid_to_seconds
 from tal_bench.errors import TalBenchError
 from tal_bench.models.base import ModelSpec
 from tal_bench.models.ops.soft_nms import soft_nms_groups
+from tal_bench.models.ops.window_nms import overlap_region_nms
 from tal_bench.models.video_classifier import (
     INTERNAL,
     NONE_CLASS_AWARE,
@@ -180,6 +181,40 @@ register_window_merge(
         SoftNmsParams,
         merge_soft_nms,
         "Gaussian soft-NMS per label over all windows of a video (OpenTAD, ETAD / BMN on THUMOS)",
+    )
+)
+
+
+@dataclass(frozen=True)
+class OverlapNmsParams:
+    iou: float = 0.4  # class-wise hard-NMS threshold (TadTR's nms_thr)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.iou <= 1.0:
+            raise TalBenchError(f"eval.merge_params.iou must be in [0, 1], got {self.iou}")
+
+
+def merge_overlap_nms(
+    videos: dict[str, list[ItemPart]], params: OverlapNmsParams, max_dets: int
+) -> dict[str, VideoDets]:
+    """TadTR's cross-window fusion (``models.ops.window_nms.overlap_region_nms``): class-wise
+    hard NMS only on the detections touching an overlap of adjacent windows; then the video's
+    ``max_dets`` best (TadTR's declaration keeps every detection)."""
+    out = {}
+    for vid, parts in videos.items():
+        segs, scores, labels = concat_items(parts)
+        spans = np.array([p.span_s for p in parts]).reshape(-1, 2)
+        keep = overlap_region_nms(segs, scores, labels, spans, params.iou)
+        out[vid] = top_dets((segs[keep], scores[keep], labels[keep]), max_dets)
+    return out
+
+
+register_window_merge(
+    WindowMerge(
+        "overlap_nms",
+        OverlapNmsParams,
+        merge_overlap_nms,
+        "class-wise hard NMS on the windows' overlap regions only (TadTR's cross-window fusion)",
     )
 )
 

@@ -15,6 +15,7 @@ from tal_bench.pipelines.checks import check_grid
 from tal_bench.pipelines.data_scaling import (
     DEFAULT_FRACTIONS,
     DEFAULT_SLICES,
+    Protocol,
     build_data_scaling,
     run_data_scaling,
 )
@@ -208,6 +209,34 @@ def data_scaling(
         ),
     ] = DEFAULT_FRACTIONS,  # fmt: skip
     slices: Annotated[int, typer.Option(help="Random draws per fraction.")] = DEFAULT_SLICES,
+    budget: Annotated[
+        str,
+        typer.Option(
+            help="epochs: train.epochs passes over the drawn videos (the study's); "
+            "steps: as many optimizer steps as train.epochs passes over all videos."
+        ),
+    ] = "epochs",
+    draw: Annotated[
+        str,
+        typer.Option(
+            help="uniform: re-drawn until every class appears (the study's); "
+            "stratified: every class keeps its share of the videos."
+        ),
+    ] = "uniform",
+    nested: Annotated[
+        bool,
+        typer.Option(
+            "--nested/--independent",
+            help="Nested draws: the p % draw holds every smaller one of its slice.",
+        ),
+    ] = False,
+    classifier_data: Annotated[
+        str,
+        typer.Option(
+            help="Class-agnostic detectors (ETAD): train the video-level classifier "
+            "on the drawn fraction (default) or on all training videos (all)."
+        ),
+    ] = "fraction",
     dataset: Dataset = None,
     preset: Preset = "cpu",
     set_: Sets = None,
@@ -229,6 +258,8 @@ def data_scaling(
     set and reports mAP mean ± std per p. Slice k trains with seed + k. Interrupted grids
     resume with the same command and --out. The defaults (12 fractions x 2 slices, 2 jobs x 1
     thread) fit the embedded dataset in about 8 minutes on 2 cores; the study used 5 slices.
+    --budget, --draw, --nested and --classifier-data change the protocol (defaults: the
+    study's); they are part of each cell's run key.
 
     Example: talbench data-scaling --model etad --fractions 1..100 --slices 5
     """
@@ -236,7 +267,9 @@ def data_scaling(
         executor, jobs, threads, timeout_s, ray_address, slurm_cluster, slurm_partition,
         slurm_param or [],
     )  # fmt: skip
-    spec = build_data_scaling(model, fractions, slices, dataset, preset, set_ or [], seed, threads)
+    protocol = Protocol(budget, draw, nested, classifier_data)
+    spec = build_data_scaling(model, fractions, slices, dataset, preset, set_ or [], seed, threads,
+                              protocol)  # fmt: skip
     check_grid(spec.cells, out, print_note)
     reporter = RichReporter(f"data-scaling {model}")
     summary = run_data_scaling(spec, opts, out, reporter)

@@ -20,6 +20,8 @@ MODELS.set_loader(load_entry_points)  # outside detectors, at the first lookup
 # Detector modules register themselves on import; new detectors add one line here.
 from tal_bench.models import dummy as _dummy  # noqa: E402,F401  isort: skip
 from tal_bench.models import etad as _etad  # noqa: E402,F401  isort: skip
+from tal_bench.models import tadtr as _tadtr  # noqa: E402,F401  isort: skip
+from tal_bench.models import bmn as _bmn  # noqa: E402,F401  isort: skip
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -29,6 +29,23 @@ class Detector(Protocol):
     def predict(self, items: list[VideoItem]) -> list[ItemDetections]: ...
 
 
+@torch.no_grad()
+def predict_split(
+    model: nn.Module, feats: torch.Tensor, mask: torch.Tensor
+) -> list[ItemDetections]:
+    """``model.postprocess(model.forward_dense(feats, mask), mask)`` in eval mode, no gradients.
+
+    The ``predict`` of a detector that splits its network from its post-processing; the
+    model's train/eval mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        return model.postprocess(model.forward_dense(feats, mask), mask)
+    finally:
+        model.train(was_training)
+
+
 @dataclass(frozen=True)
 class PostDecl:
     """A detector's inference post-processing after its own per-item ``predict``.
@@ -71,6 +88,9 @@ class ModelSpec:
     # presets/<name>.toml; an outside package passes its file, e.g.
     # importlib.resources.files("my_pkg") / "presets.toml".
     presets: Any = None
+    # (RunConfig) -> None: raises TalBenchError for settings the detector cannot run with
+    # (e.g. BMN's fixed window length); called when a run config is resolved.
+    check_config: Callable[[Any], None] | None = None
 
     def __post_init__(self) -> None:
         if self.native_mode not in ("window", "full"):

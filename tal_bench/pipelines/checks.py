@@ -49,6 +49,7 @@ def _at_least(values: dict[str, Any], low: float, strict: bool = False) -> None:
 
 def check_config(cfg: RunConfig) -> None:
     """Ranges and names of the run config (options become config values first)."""
+    from tal_bench.pipelines.train import check_protocol
     from tal_bench.train.optim import OPTIMIZERS, SCHEDULES
 
     d, t, e = cfg.data, cfg.train, cfg.eval
@@ -59,6 +60,7 @@ def check_config(cfg: RunConfig) -> None:
         )
     _at_least({"data.slice": d.slice, "data.num_workers": d.num_workers}, 0)
     sizes = {"data.window": d.window, "data.window_stride": d.window_stride}
+    sizes |= {"data.test_window_stride": d.test_window_stride}
     sizes |= {"data.resize_len": d.resize_len, "data.max_len": d.max_len}
     sizes |= {"data.downsample": d.downsample, "train.epochs (--epochs)": t.epochs}
     sizes |= {"train.batch_size": t.batch_size, "train.threads (--threads)": t.threads}
@@ -67,6 +69,8 @@ def check_config(cfg: RunConfig) -> None:
     _at_least({"data.clip_len": d.clip_len, "train.lr": t.lr, "train.gamma": t.gamma}, 0, True)
     _at_least({"train.weight_decay": t.weight_decay, "train.warmup_epochs": t.warmup_epochs}, 0)
     _at_least({"train.clip_grad_norm": t.clip_grad_norm}, 0, strict=True)
+    if not 0.0 <= d.window_min_inside <= 1.0:
+        raise TalBenchError(f"data.window_min_inside must be in [0, 1], got {d.window_min_inside}")
     if not 0.0 < t.ema_decay < 1.0:
         raise TalBenchError(f"train.ema_decay must be in (0, 1), got {t.ema_decay!r}")
     if t.optimizer.lower() not in OPTIMIZERS:
@@ -78,6 +82,7 @@ def check_config(cfg: RunConfig) -> None:
             f"unknown train.schedule {t.schedule!r}; choose one of {', '.join(SCHEDULES)}"
         )
     check_device(t.device, "train.device (--device)")
+    check_protocol(cfg)  # train.budget, data.draw, eval.classifier_data
     if e.classifier not in ("internal", "none", "auto") and not Path(e.classifier).is_file():
         raise TalBenchError(
             f"eval.classifier {e.classifier!r} is neither 'internal' nor an existing score file"
@@ -117,8 +122,9 @@ def check_data(cfg: RunConfig, whole_train_subset: bool = False) -> list[str]:
     if whole_train_subset:
         train_ids = ds.video_ids(train)
     else:
+        d = cfg.data
         draw = sample_fraction(
-            ds.annotations, train, cfg.data.fraction, cfg.data.slice, cfg.train.seed
+            ds.annotations, train, d.fraction, d.slice, cfg.train.seed, draw=d.draw, nested=d.nested
         )
         train_ids = list(draw.video_ids)
     ids = list(dict.fromkeys([*train_ids, *ds.video_ids(test)]))

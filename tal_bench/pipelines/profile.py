@@ -3,8 +3,9 @@
 Inputs follow the study (seed 004 §3.3): random features of shape ``[B, C, L]``. Each detector
 runs the long input its own native way, as its preset's ``DataConfig`` says:
 
-* ``window``: sliding windows of ``data.window`` steps every ``data.window_stride``, the last one
-  right-aligned (``tal_bench.data.items.window_starts``), batched ``window_batch`` at a time;
+* ``window``: sliding windows of ``data.window`` steps at the evaluation stride
+  (``data.test_window_stride``, else ``data.window_stride``), the last one right-aligned
+  (``tal_bench.data.items.window_starts``), batched ``window_batch`` at a time;
 * ``resize``: the whole input resampled to ``data.resize_len`` steps (one item per video);
 * ``full``: one item of all L steps.
 

@@ -37,7 +37,7 @@ def make_items(feats: torch.Tensor, data: DataConfig) -> tuple[list[VideoItem], 
 
     Args:
         feats: (B, C, L) features.
-        data: the resolved data config (``mode``, ``window``, ``window_stride``,
+        data: the resolved data config (``mode``, ``window``, the evaluation stride,
             ``resize_len``, ``max_len``, ``downsample``).
 
     Returns:

@@ -137,7 +137,9 @@ def apply_protocol(cfg: RunConfig) -> RunConfig:
       detector's ``native_mode`` ("window" or "full");
     * ``data.train_subset`` / ``data.test_subset`` / ``eval.tiou``: the dataset's;
     * ``eval.window_merge``, ``merge_params``, ``top_k_classes``, ``max_dets_per_video``,
-      ``classifier``: the detector's declaration (``tal_bench.postprocess.resolve_post``).
+      ``classifier``: the detector's declaration (``tal_bench.postprocess.resolve_post``);
+
+    then the detector's ``ModelSpec.check_config`` sees the resolved config.
 
     Raises:
         TalBenchError: unknown dataset or mode, bad tIoU, a post-processing value that does
@@ -161,4 +163,7 @@ def apply_protocol(cfg: RunConfig) -> RunConfig:
     ev = dataclasses.replace(ev, tiou=proto.tiou if ev.tiou == AUTO else ev.tiou)
     tiou_preset(ev.tiou)  # a bad value fails here, before any training
     ev = resolve_post(ev, spec, mode)
-    return dataclasses.replace(cfg, data=data, eval=ev)
+    cfg = dataclasses.replace(cfg, data=data, eval=ev)
+    if spec.check_config is not None:
+        spec.check_config(cfg)
+    return cfg

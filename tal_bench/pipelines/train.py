@@ -22,9 +22,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from tal_bench.config import RunConfig, to_dict
+from tal_bench.config import AUTO, RunConfig, to_dict
 from tal_bench.data import TalDataset, build_items, collate_items, open_dataset
-from tal_bench.data.fractions import sample_fraction
+from tal_bench.data.fractions import DRAWS, sample_fraction
 from tal_bench.errors import TalBenchError
 from tal_bench.evaluation import evaluate_detections, tiou_preset, write_predictions_json
 from tal_bench.models import create_model
@@ -89,6 +89,42 @@ def _check(cfg: RunConfig) -> None:
         torch.set_num_threads(cfg.train.threads)
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         raise TalBenchError("train.epochs and train.batch_size must be >= 1")
+    check_protocol(cfg)
+
+
+BUDGETS = ("epochs", "steps")
+CLASSIFIER_DATA = ("fraction", "all")
+
+
+def check_protocol(cfg: RunConfig) -> None:
+    """The data-scaling protocol options: ``train.budget``, ``data.draw``, ``eval.classifier_data``.
+
+    Raises:
+        TalBenchError: an unknown value, or ``classifier_data="all"`` for a model whose classes
+            do not come from the internal classifier.
+    """
+    if cfg.train.budget not in BUDGETS:
+        raise TalBenchError(f"train.budget must be one of {', '.join(BUDGETS)}, got "
+                            f"{cfg.train.budget!r}")  # fmt: skip
+    if cfg.data.draw not in DRAWS:
+        raise TalBenchError(f"data.draw must be one of {', '.join(DRAWS)}, got {cfg.data.draw!r}")
+    if cfg.eval.classifier_data not in CLASSIFIER_DATA:
+        raise TalBenchError(f"eval.classifier_data must be one of {', '.join(CLASSIFIER_DATA)}, "
+                            f"got {cfg.eval.classifier_data!r}")  # fmt: skip
+    if cfg.eval.classifier_data == "all" and cfg.eval.classifier not in ("internal", AUTO):
+        raise TalBenchError(
+            "eval.classifier_data=all trains the internal video-level classifier on every "
+            f"training video; eval.classifier is {cfg.eval.classifier!r}: set it to internal "
+            "(class-agnostic detectors) or drop classifier_data"
+        )
+
+
+def classifier_videos(cfg: RunConfig, ds: TalDataset, draw_ids: list[str]) -> list[str]:
+    """Videos the internal video-level classifier learns from: the detector's draw, or with
+    ``eval.classifier_data="all"`` every training video (as fixed external scores would)."""
+    if cfg.eval.classifier_data == "all":
+        return ds.video_ids(cfg.data.train_subset)
+    return draw_ids
 
 
 def _evaluate(
@@ -97,7 +133,7 @@ def _evaluate(
     test_ids = ds.video_ids(test_subset)
     items = build_items(ds, cfg.data, test_subset, test_ids, train=False)
     per_video = predict_videos(model, items, cfg.train.batch_size, cfg.data.num_workers)
-    ctx = FusionContext(ds, draw_ids, test_ids, cfg.train.seed)
+    ctx = FusionContext(ds, classifier_videos(cfg, ds, draw_ids), test_ids, cfg.train.seed)
     dets, used = postprocess_videos(per_video, cfg.eval, ctx)
     result = evaluate_detections(
         ds.annotations, test_subset, dets, tiou_preset(cfg.eval.tiou), dedup=cfg.eval.dedup
@@ -123,10 +159,12 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
     ds = open_dataset(cfg.data)
     train_subset = ds.resolve_subset(cfg.data.train_subset)
     test_subset = ds.resolve_subset(cfg.data.test_subset)
-    draw = sample_fraction(ds.annotations, train_subset, cfg.data.fraction, cfg.data.slice, seed)
+    draw = sample_fraction(ds.annotations, train_subset, cfg.data.fraction, cfg.data.slice, seed,
+                           draw=cfg.data.draw, nested=cfg.data.nested)  # fmt: skip
     draw_ids = list(draw.video_ids)
     item_gen = torch.Generator().manual_seed(seed + 1)  # full-mode crops, apart from shuffling
     train_items = build_items(ds, cfg.data, train_subset, draw_ids, True, item_gen)
+    budget = _full_data_iters(ds, cfg, train_subset) if cfg.train.budget == "steps" else None
     input_dim, num_classes = ds.feature_meta.input_dim, len(ds.classes)
     torch.manual_seed(seed)  # the weight init does not depend on what the data layer drew
     model = create_model(cfg.model_name, cfg.model, input_dim, num_classes).to(cfg.train.device)
@@ -139,6 +177,7 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
         cfg.data.num_workers,
         progress=progress,
         on_epoch=on_epoch,
+        budget_iters_per_epoch=budget,
     )
     start = time.perf_counter()
     dets, used, result, num_test = _evaluate(cfg, ds, fitted.model, draw_ids, test_subset)
@@ -153,6 +192,7 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
         "eval_time_s": time.perf_counter() - start,
         "params": sum(p.numel() for p in model.parameters()),
         "epochs": cfg.train.epochs,
+        "train_steps": int(sum(e["iters"] for e in fitted.epochs)),
         "num_train_videos": draw.n_drawn,
         "num_train_videos_total": draw.n_total,
         "num_train_items": len(train_items),
@@ -166,6 +206,13 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
     }
     shapes = {"input_dim": input_dim, "num_classes": num_classes}
     return TrainOutcome(summary, dets, fitted.model, fitted.epochs, flags, shapes)
+
+
+def _full_data_iters(ds: TalDataset, cfg: RunConfig, train_subset: str) -> int:
+    """Iterations of one epoch over every training video: the step budget's epoch."""
+    all_ids = ds.video_ids(train_subset)
+    items = build_items(ds, cfg.data, train_subset, all_ids, True, torch.Generator().manual_seed(0))
+    return math.ceil(len(items) / cfg.train.batch_size)
 
 
 def _fit_columns(fitted: FitResult) -> dict[str, Any]:

@@ -29,25 +29,54 @@ SCHEDULES = ("multistep", "cosine", "constant")
 SGD_MOMENTUM = 0.9
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+def param_groups(
+    params: Iterable[torch.nn.Parameter] | Iterable[dict], cfg: TrainConfig
+) -> list[dict]:
+    """Optimizer groups with absolute ``lr`` / ``weight_decay``.
+
+    ``params`` is either plain parameters (one group at ``cfg.lr``, ``cfg.weight_decay``) or
+    a detector's ``optimizer_groups()``: dicts with ``params`` and optional ``lr_mult`` /
+    ``wd_mult`` (e.g. TadTR's sampling offsets at 0.1x LR). Parameters without
+    ``requires_grad`` and empty groups are dropped.
+    """
+    items = list(params)
+    groups = items if items and isinstance(items[0], dict) else [{"params": items}]
+    out = []
+    for group in groups:
+        trainable = [p for p in group["params"] if p.requires_grad]
+        if trainable:
+            out.append(
+                {
+                    "params": trainable,
+                    "lr": cfg.lr * group.get("lr_mult", 1.0),
+                    "weight_decay": cfg.weight_decay * group.get("wd_mult", 1.0),
+                }
+            )
+    return out
+
+
+def make_optimizer(
+    params: Iterable[torch.nn.Parameter] | Iterable[dict], cfg: TrainConfig
+) -> torch.optim.Optimizer:
     """Adam / AdamW / SGD (momentum 0.9) with ``cfg.lr`` and ``cfg.weight_decay``.
 
     Args:
-        params: the parameters to optimise (those with ``requires_grad``).
+        params: the parameters to optimise (those with ``requires_grad``), or groups with
+            ``lr_mult`` / ``wd_mult`` (:func:`param_groups`).
         cfg: the train config (``optimizer``, ``lr``, ``weight_decay``).
 
     Returns:
         The optimizer. Unknown names raise a TalBenchError listing the choices.
     """
-    params = [p for p in params if p.requires_grad]
+    groups = param_groups(params, cfg)
     name = cfg.optimizer.lower()
     if name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if name == "sgd":
         return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=SGD_MOMENTUM, weight_decay=cfg.weight_decay
+            groups, lr=cfg.lr, momentum=SGD_MOMENTUM, weight_decay=cfg.weight_decay
         )
     raise TalBenchError(
         f"unknown train.optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"

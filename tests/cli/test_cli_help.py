@@ -102,8 +102,9 @@ def test_command_lists_show_one_line_summaries():
 def test_written_out_fit_defaults_match_the_library():
     from tal_bench.cli import fit as cli_fit
     from tal_bench.fits import CURVES
-    from tal_bench.pipelines.fit import DEFAULT_N_BOOT
+    from tal_bench.pipelines.fit import DEFAULT_N_BOOT, DEFAULT_N_BOOT_BACKTEST
 
     assert cli_fit.N_BOOT == DEFAULT_N_BOOT
+    assert cli_fit.N_BOOT_BACKTEST == DEFAULT_N_BOOT_BACKTEST
     listed = re.split(r",\s*", cli_fit.ALL_FAMILIES_HELP)
     assert listed == list(CURVES)

@@ -86,3 +86,18 @@ def test_unknown_names_are_user_errors():
     opt = make_optimizer([param], TrainConfig())
     with pytest.raises(TalBenchError, match="train.schedule"):
         make_scheduler(opt, TrainConfig(schedule="poly"), 3)
+
+
+def test_parameter_groups_scale_lr_and_weight_decay():
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(2))
+    frozen = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+    cfg = TrainConfig(optimizer="adamw", lr=0.2, weight_decay=0.01, epochs=2, milestones=(1,))
+    groups = [{"params": [a, frozen]}, {"params": [b], "lr_mult": 0.1, "wd_mult": 10.0}]
+    opt = make_optimizer(groups, cfg)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.2, 0.02])
+    assert [g["weight_decay"] for g in opt.param_groups] == pytest.approx([0.01, 0.1])
+    assert opt.param_groups[0]["params"] == [a]  # frozen parameters are left out
+    sched = make_scheduler(opt, cfg, iters_per_epoch=1)
+    opt.step()
+    sched.step()  # the milestone scales every group by gamma, keeping the 10x ratio
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.02, 0.002])
