@@ -165,6 +165,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise TalBenchError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise TalBenchError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:  # a folder, no permission, an I/O error
+        raise TalBenchError(f"cannot read config file {path} ({exc.strerror or exc})") from None
 
 
 def config_hash(data: Any, length: int = 12) -> str:
@@ -185,8 +187,13 @@ AUTO = "auto"  # a config value meaning "the dataset's" / "the detector's", reso
 
 @dataclasses.dataclass
 class DataConfig:
-    dataset: str = "synthetic-thumos14"  # registered dataset name
+    # registered dataset name, or a folder in ActionFormer's layout (tal_bench.data.folder)
+    dataset: str = "synthetic-thumos14"
     root: str | None = None  # dataset directory; None = the dataset's default / cache
+    # feature geometry; None = the dataset's (a folder's dataset.toml, a registered default)
+    fps: float | None = None  # frames per second (a video's own fps in the annotations wins)
+    feat_stride: int | None = None  # frames between consecutive features
+    clip_len: int | None = None  # frames per feature clip
     # "auto" = the dataset's protocol: "resize" for ActivityNet-style datasets, else the
     # detector's native choice ("window" sliding windows or "full" whole videos); or name one
     mode: str = AUTO

@@ -10,10 +10,12 @@ Time conventions (one for the whole project):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch only in annotations: `talbench evaluate` and `--help` start fast
+    import torch
 
 
 @dataclass

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from tal_bench.cli.app import app, console, emit_json, user_errors
-from tal_bench.data.annotations import load_annotations
-from tal_bench.evaluation import EvalResult, evaluate_detections, load_predictions, tiou_preset
+
+if TYPE_CHECKING:  # the command imports them: every --help starts without numpy
+    import numpy as np
+
+    from tal_bench.evaluation import EvalResult
 
 
 @app.command("evaluate")
@@ -53,8 +55,11 @@ def evaluate_command(
     Predictions on videos outside the subset are false positives, as in the official code.
     Predicted labels without GT in the subset are dropped and counted.
 
-    Example: talbench evaluate --gt thumos14.json --pred preds.json --subset test --json
+    Example: talbench evaluate --gt thumos14.json --pred preds.json --json
     """
+    from tal_bench.data.annotations import load_annotations
+    from tal_bench.evaluation import evaluate_detections, load_predictions, tiou_preset
+
     thresholds = tiou_preset(tiou)
     ann = load_annotations(gt)
     dets = load_predictions(pred, classes=ann.classes, keep_zero_length=keep_zero_length)

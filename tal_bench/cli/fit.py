@@ -8,8 +8,16 @@ import typer
 from rich.table import Table
 
 from tal_bench.cli.app import app, console, emit_json, user_errors
-from tal_bench.fits import CURVES
-from tal_bench.pipelines.fit import DEFAULT_N_BOOT, DEFAULT_N_BOOT_BACKTEST, run_fit
+
+# Option defaults are written out: importing tal_bench.fits / pipelines.fit pulls in numpy and
+# scipy, and every --help must start fast. tests/cli/test_cli_help.py checks them against the
+# library's (CURVES, DEFAULT_N_BOOT, DEFAULT_N_BOOT_BACKTEST).
+ALL_FAMILIES_HELP = (
+    "5pl, exp, pow2, pow3, pow4, exp2, exp3, exp4, expp3, expd3, log2, ilog2, vap3, logpower3, "
+    "mmf4, wbl4, janoschek"
+)
+N_BOOT = 200
+N_BOOT_BACKTEST = 100
 
 
 @app.command("fit")
@@ -23,8 +31,9 @@ def fit_command(
         ),
     ],  # fmt: skip
     families: Annotated[
-        str, typer.Option(help=f"Comma-separated curve families ({','.join(CURVES)}).")
-    ] = ",".join(CURVES),
+        str | None,
+        typer.Option(help=f"Comma-separated curve families (default: all, {ALL_FAMILIES_HELP})."),
+    ] = None,
     upto: Annotated[
         float | None,
         typer.Option(help="Fit on the fractions <= this percent (default: all below --target)."),
@@ -48,21 +57,25 @@ def fit_command(
     ] = None,  # fmt: skip
     n_boot: Annotated[
         int, typer.Option("--n-boot", help="Bootstrap refits for the projections' intervals.")
-    ] = DEFAULT_N_BOOT,
+    ] = N_BOOT,
     n_boot_backtest: Annotated[
         int, typer.Option("--n-boot-backtest", help="Bootstrap refits per backtest cut.")
-    ] = DEFAULT_N_BOOT_BACKTEST,
+    ] = N_BOOT_BACKTEST,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the fits.json summary on stdout.")
     ] = False,
 ) -> None:
-    """Project mAP to a larger training fraction: every family and two naive baselines are
-    backtested on the fit range, the lowest forecast error wins, and the projection comes with
-    an interval and a warning when it should not be trusted.
+    """Project mAP to a larger training fraction, backtested and with an interval.
+
+    Every family and two naive baselines are backtested on the fit range, the lowest forecast
+    error wins, and the projection comes with an interval and a warning when it should not be
+    trusted.
 
     Example: talbench fit runs/main --upto 30 --target 100
     """
+    from tal_bench.pipelines.fit import run_fit
+
     summary = run_fit(
         results, families, out_dir=out, model=model, target_pct=target, upto_pct=upto,
         first_k=first_k, n_boot=n_boot, n_boot_backtest=n_boot_backtest, seed=seed,

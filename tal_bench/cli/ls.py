@@ -9,10 +9,6 @@ import typer
 from rich.table import Table
 
 from tal_bench.cli.app import app, console, emit_json, user_errors
-from tal_bench.data import describe_datasets
-from tal_bench.models import create_model, get_spec, list_models, plugin_errors
-from tal_bench.pipelines.resolve import available_presets, resolve_run_config
-from tal_bench.registry import DATASETS
 
 ls_app = typer.Typer(help="List registered models and datasets.", no_args_is_help=True)
 app.add_typer(ls_app, name="ls")
@@ -26,6 +22,9 @@ def describe_models(
 
     ``params`` is None (with ``note``) for a model that has no such preset.
     """
+    from tal_bench.models import create_model, get_spec, list_models
+    from tal_bench.pipelines.resolve import available_presets, resolve_run_config
+
     rows = []
     for name in names or list_models():
         spec = get_spec(name)  # did-you-mean on unknown names
@@ -65,6 +64,8 @@ def ls_models(
 
     Example: talbench ls models --preset paper --input-dim 2048 --json
     """
+    from tal_bench.models import plugin_errors
+
     rows = describe_models(names, preset, input_dim, num_classes)
     for line in plugin_errors():
         console.print(f"[bold yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
@@ -97,6 +98,9 @@ def ls_datasets(
 
     Example: talbench ls datasets --json
     """
+    from tal_bench.data import describe_datasets
+    from tal_bench.registry import DATASETS
+
     for name in names or []:
         DATASETS.get(name)  # did-you-mean on unknown names
     rows = [r for r in describe_datasets() if not names or r["name"] in names]

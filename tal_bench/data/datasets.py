@@ -21,7 +21,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tal_bench.data import folder as folders
 from tal_bench.data.annotations import load_annotations, normalize_subset
+from tal_bench.data.checks import check_segments
 from tal_bench.data.features import ArrayStore, FeatureMeta, FeatureStore
 from tal_bench.errors import TalBenchError
 from tal_bench.registry import DATASETS
@@ -106,6 +108,9 @@ class TalDataset:
         store: where the features live (a ``FeatureStore`` or an ``ArrayStore``).
         feature_meta: extraction geometry; ``input_dim`` is replaced by the features' own width.
         protocol: how the dataset is trained and scored by default.
+
+    Reversed segments are refused here (``tal_bench.data.checks.check_segments``); ``notes``
+    says what else the annotations hold that a user should know.
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class TalDataset:
         protocol: DatasetProtocol = THUMOS_PROTOCOL,
     ) -> None:
         self.name = name
+        self.notes = check_segments(annotations, annotations.path or name)
         self.annotations = annotations
         self.store = store
         self.protocol = protocol
@@ -380,11 +386,64 @@ _register(
 )
 
 
+def open_folder_dataset(
+    folder: str | Path,
+    fps: float | None = None,
+    feat_stride: int | None = None,
+    clip_len: int | None = None,
+) -> TalDataset:
+    """A folder in ActionFormer's layout (``tal_bench.data.folder``) as a ``TalDataset``.
+
+    ``fps`` / ``feat_stride`` / ``clip_len`` given here win over the folder's dataset.toml.
+    """
+    folder = Path(folder).expanduser().resolve()
+    info = folders.describe(folder)
+    spec: folders.FolderSpec = info["spec"]
+    ann: Annotations = info["annotations"]
+    geometry = {
+        "fps": fps if fps is not None else spec.fps,
+        "feat_stride": feat_stride if feat_stride is not None else spec.feat_stride,
+        "clip_len": clip_len if clip_len is not None else spec.clip_len,
+    }
+    if geometry["fps"] is None and all(v.fps for v in ann.videos.values()):
+        geometry["fps"] = next(iter(ann.videos.values())).fps  # every video has its own
+    missing = [k for k, v in geometry.items() if v is None]
+    if missing:
+        raise TalBenchError(
+            f"{folder} does not say its features' {', '.join(missing)}: add "
+            + ", ".join(f"{k} = ..." for k in missing)
+            + f" to {folder / folders.DATASET_TOML} (ActionFormer's I3D: fps = 30.0, "
+            "feat_stride = 4, clip_len = 16) or pass --set data.<key>=VALUE"
+        )
+    for key, value in geometry.items():
+        if value <= 0:
+            raise TalBenchError(f"data.{key} must be > 0, got {value}")
+    meta = FeatureMeta(
+        fps=float(geometry["fps"]),
+        feat_stride=int(geometry["feat_stride"]),
+        clip_len=int(geometry["clip_len"]),
+        offset_frames=int(geometry["clip_len"]) / 2,
+    )
+    store = FeatureStore(folders.feature_path(folder, spec), prefix=spec.prefix)
+    return TalDataset(str(folder), ann, store, meta, info["protocol"])
+
+
+def _spec(name: str) -> DatasetSpec:
+    """The registry entry of ``name``; unknown names also say that a folder works."""
+    try:
+        return DATASETS.get(name)
+    except TalBenchError as exc:
+        raise TalBenchError(
+            f"{exc}; or pass a folder in ActionFormer's layout (no folder {name!r} exists)"
+        ) from None
+
+
 def create_dataset(name: str, root: str | None = None, **options: Any) -> TalDataset:
-    """Open a registered dataset.
+    """Open a registered dataset, or a folder in ActionFormer's layout.
 
     Args:
-        name: registered name (``talbench ls datasets``); unknown names suggest close ones.
+        name: registered name (``talbench ls datasets``; unknown names suggest close ones) or
+            a folder (``tal_bench.data.folder``).
         root: dataset folder; required by real datasets, optional for synthetic ones (a folder
             written by ``talbench datasets synth``; default: generate into the cache).
         **options: dataset-specific options (``None`` values are ignored).
@@ -392,7 +451,14 @@ def create_dataset(name: str, root: str | None = None, **options: Any) -> TalDat
     Returns:
         The opened ``TalDataset``.
     """
-    spec: DatasetSpec = DATASETS.get(name)
+    options = {k: v for k, v in options.items() if v is not None}
+    if name not in DATASETS and folders.is_folder(name):
+        if root is not None:
+            raise TalBenchError(
+                f"data.root applies to registered datasets; the folder {name} is its own root"
+            )
+        return open_folder_dataset(name, **options)
+    spec = _spec(name)
     if spec.needs_root and root is None:
         raise TalBenchError(
             f"dataset {name!r} needs its folder: set data.root=DIR ({spec.description})"
@@ -402,15 +468,30 @@ def create_dataset(name: str, root: str | None = None, **options: Any) -> TalDat
     return spec.factory(Path(root) if root is not None else None, **options)
 
 
+def dataset_name(name: str) -> str:
+    """``name`` as run records hold it: a registered name as is, a folder as an absolute path."""
+    if name not in DATASETS and folders.is_folder(name):
+        return str(Path(name).expanduser().resolve())
+    return name
+
+
+def open_dataset(data: Any) -> TalDataset:
+    """The dataset of a ``DataConfig`` (name or folder, root, feature geometry overrides)."""
+    geometry = {"fps": data.fps, "feat_stride": data.feat_stride, "clip_len": data.clip_len}
+    return create_dataset(data.dataset, data.root, **geometry)
+
+
 def list_datasets() -> list[str]:
     """Sorted registered dataset names."""
     return DATASETS.names()
 
 
 def dataset_protocol(name: str) -> DatasetProtocol:
-    """The protocol of registered dataset ``name``, without opening it."""
-    spec: DatasetSpec = DATASETS.get(name)
-    return spec.protocol
+    """The protocol of registered dataset ``name`` (without opening it), or of a folder (read
+    from its dataset.toml and annotation file)."""
+    if name not in DATASETS and folders.is_folder(name):
+        return folders.describe(Path(name).expanduser().resolve())["protocol"]
+    return _spec(name).protocol
 
 
 def describe_datasets() -> list[dict[str, Any]]:
@@ -436,19 +517,20 @@ def dataset_info(name: str, root: str | None = None, **options: Any) -> dict[str
     Returns:
         {"name", "description", "root", "protocol", "classes", "feature_meta",
         "subsets": {subset: {videos, instances, median_action_s, background_fraction, ...,
-        feature_steps}}}.
+        feature_steps}}, "notes": what the annotations hold that a user should know}.
     """
     ds = create_dataset(name, root, **options)
     stats = annotation_stats(ds.annotations)
     for sub, row in stats["subsets"].items():
         row["feature_steps"] = ds.validate(sub)["feature_steps"]
-    spec: DatasetSpec = DATASETS.get(name)
+    description = DATASETS.get(name).description if name in DATASETS else f"folder {ds.name}"
     return {
         "name": name,
-        "description": spec.description,
+        "description": description,
         "root": str(ds.store.path.parent),
         "protocol": dataclasses.asdict(ds.protocol),
         "classes": ds.classes,
         "feature_meta": dataclasses.asdict(ds.feature_meta),
         "subsets": stats["subsets"],
+        "notes": list(ds.notes),
     }

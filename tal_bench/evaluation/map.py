@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from tal_bench.data.annotations import select_subset
 from tal_bench.errors import TalBenchError
+from tal_bench.evaluation.factorize import factorize
 from tal_bench.evaluation.tiou import check_thresholds, pairwise_tiou
 from tal_bench.types import Annotations, Detections
 
@@ -190,7 +190,7 @@ def prepare_ground_truth(gt: Annotations, subset: str, dedup: bool = False) -> G
             f"subset {subset!r}: de-duplication removed every GT instance (all shorter than "
             f"{DEDUP_TOL_S} s); evaluate without --dedup"
         )
-    cls, classes = pd.factorize(labels[keep])  # (G,) class codes, classes in order of appearance
+    cls, classes = factorize(labels[keep])  # (G,) class codes, classes in order of appearance
     vid = np.repeat(np.arange(len(videos)), [len(seg) for seg in segs])[keep]  # (G,)
     start, end = np.concatenate(segs)[keep].T  # (G,) each
     order = np.lexsort((start, vid, cls))  # stable: file order among equal starts

@@ -45,6 +45,9 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 def _prepare_out(out_dir: Path) -> None:
     """Create ``out_dir``; an earlier report there is replaced, anything else is refused."""
+    from tal_bench.pipelines.checks import check_out_dir
+
+    check_out_dir(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         if not ((out_dir / "report.html").exists() or (out_dir / "report.md").exists()):
             raise TalBenchError(
@@ -52,8 +55,13 @@ def _prepare_out(out_dir: Path) -> None:
             )
         for sub in ("figures", "tables"):
             shutil.rmtree(out_dir / sub, ignore_errors=True)
-    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
-    (out_dir / "tables").mkdir(parents=True, exist_ok=True)
+    try:
+        (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+        (out_dir / "tables").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TalBenchError(
+            f"cannot create {out_dir} ({exc.strerror}); pass a writable --out"
+        ) from None
 
 
 @dataclass

@@ -35,7 +35,7 @@ from tal_bench.config import (
     merge,
     overrides_to_dict,
 )
-from tal_bench.data import dataset_protocol
+from tal_bench.data import dataset_name, dataset_protocol
 from tal_bench.errors import TalBenchError
 from tal_bench.evaluation import tiou_preset
 from tal_bench.models import get_spec
@@ -146,8 +146,8 @@ def apply_protocol(cfg: RunConfig) -> RunConfig:
             not fit the detector.
     """
     spec = get_spec(cfg.model_name)
-    proto = dataset_protocol(cfg.data.dataset)
-    data = cfg.data
+    data = dataclasses.replace(cfg.data, dataset=dataset_name(cfg.data.dataset))
+    proto = dataset_protocol(data.dataset)
     mode = proto.item_mode(spec.native_mode) if data.mode == AUTO else data.mode
     if mode not in MODES:
         raise TalBenchError(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from tal_bench.config import AUTO, RunConfig, to_dict
-from tal_bench.data import TalDataset, build_items, collate_items, create_dataset
+from tal_bench.data import TalDataset, build_items, collate_items, open_dataset
 from tal_bench.data.fractions import DRAWS, sample_fraction
 from tal_bench.errors import TalBenchError
 from tal_bench.evaluation import evaluate_detections, tiou_preset, write_predictions_json
@@ -155,7 +156,7 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
     _check(cfg)
     seed = cfg.train.seed
     generator, flags = seed_everything(seed, cfg.train.deterministic, cfg.train.device)
-    ds = create_dataset(cfg.data.dataset, cfg.data.root)
+    ds = open_dataset(cfg.data)
     train_subset = ds.resolve_subset(cfg.data.train_subset)
     test_subset = ds.resolve_subset(cfg.data.test_subset)
     draw = sample_fraction(ds.annotations, train_subset, cfg.data.fraction, cfg.data.slice, seed,
@@ -256,17 +257,34 @@ def train_and_evaluate(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
 # ---------------------------------------------------------------------- the run record
 
 
-def run_train(cfg: RunConfig, out_dir: str | Path | None, progress: bool = True) -> dict[str, Any]:
+def run_train(
+    cfg: RunConfig,
+    out_dir: str | Path | None,
+    progress: bool = True,
+    note: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """:func:`train_and_evaluate` plus a run record in ``out_dir``.
 
-    Writes ``meta.json`` (resolved config, seeds), ``rows.jsonl`` (one ``kind: "epoch"`` row
-    per epoch as it ends, one ``kind: "result"`` row; a failure is a ``status: "failed"``
-    row), ``detections.json`` and ``checkpoint.pt``.
+    Everything that can be checked is checked first (``tal_bench.pipelines.checks``: options,
+    config, ``out_dir``, dataset, feature files); a user error there writes nothing. Then it
+    writes ``meta.json`` (resolved config, seeds), ``rows.jsonl`` (one ``kind: "epoch"`` row
+    per epoch as it ends, one ``kind: "result"`` row; a failure during training is a
+    ``status: "failed"`` row and meta status ``failed``), ``detections.json`` and
+    ``checkpoint.pt``.
+
+    Args:
+        cfg: the run config.
+        out_dir: run directory (None = ``runs/train/<stamp>_<sha>``).
+        progress: show progress bars on stderr.
+        note: called with each note about the data (e.g. segments outside their video).
 
     Returns:
         The summary plus ``run_dir``.
     """
+    from tal_bench.pipelines.checks import check_run
+
     cfg = apply_protocol(cfg)
+    check_run(cfg, out_dir, note)
     config = to_dict(cfg)
     seeds = {"train": cfg.train.seed, "fraction_draw": cfg.train.seed, "slice": cfg.data.slice}
     run = create_run(out_dir, "train", config, seeds)
