@@ -6,26 +6,20 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from tal_bench.cli.app import app, console, emit_json, user_errors
+from tal_bench.cli.app import app, console, emit_json, print_note, user_errors
 from tal_bench.config import parse_value
 from tal_bench.errors import TalBenchError
+from tal_bench.pipelines.checks import check_grid
 from tal_bench.pipelines.data_scaling import (
     DEFAULT_FRACTIONS,
     DEFAULT_SLICES,
+    Protocol,
     build_data_scaling,
     run_data_scaling,
 )
+from tal_bench.pipelines.executors import check_executor_options
 from tal_bench.pipelines.grid import Cell, ExecOptions
 from tal_bench.pipelines.sampling_ratio import (
     DEFAULT_RATIOS,
@@ -37,7 +31,11 @@ from tal_bench.pipelines.sampling_ratio import (
 # Options shared by both grids.
 Model = Annotated[str, typer.Option(help="Registered model (talbench ls models).")]
 Dataset = Annotated[
-    str | None, typer.Option(help="Registered dataset; default: the preset's (synthetic-thumos14).")
+    str | None,
+    typer.Option(
+        help="Registered dataset or a folder in ActionFormer's layout (talbench datasets check "
+        "DIR); default: the preset's (synthetic-thumos14)."
+    ),
 ]
 Preset = Annotated[str, typer.Option(help="Preset of the model (cpu, paper...).")]
 Sets = Annotated[
@@ -102,6 +100,7 @@ def _exec_options(
         params[key.strip()] = parse_value(raw)
     if threads < 1:
         raise TalBenchError(f"--threads must be >= 1, got {threads}")
+    check_executor_options(executor, jobs, timeout_s, slurm_cluster)  # before the data checks
     return ExecOptions(executor, jobs, threads, timeout_s, ray_address, slurm_cluster, params)
 
 
@@ -109,6 +108,16 @@ class RichReporter:
     """A bar over the grid plus one row per running cell (elapsed time), on stderr."""
 
     def __init__(self, title: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         self.title = title
         self.progress = Progress(
             SpinnerColumn(),
@@ -200,6 +209,34 @@ def data_scaling(
         ),
     ] = DEFAULT_FRACTIONS,  # fmt: skip
     slices: Annotated[int, typer.Option(help="Random draws per fraction.")] = DEFAULT_SLICES,
+    budget: Annotated[
+        str,
+        typer.Option(
+            help="epochs: train.epochs passes over the drawn videos (the study's); "
+            "steps: as many optimizer steps as train.epochs passes over all videos."
+        ),
+    ] = "epochs",
+    draw: Annotated[
+        str,
+        typer.Option(
+            help="uniform: re-drawn until every class appears (the study's); "
+            "stratified: every class keeps its share of the videos."
+        ),
+    ] = "uniform",
+    nested: Annotated[
+        bool,
+        typer.Option(
+            "--nested/--independent",
+            help="Nested draws: the p % draw holds every smaller one of its slice.",
+        ),
+    ] = False,
+    classifier_data: Annotated[
+        str,
+        typer.Option(
+            help="Class-agnostic detectors (ETAD): train the video-level classifier "
+            "on the drawn fraction (default) or on all training videos (all)."
+        ),
+    ] = "fraction",
     dataset: Dataset = None,
     preset: Preset = "cpu",
     set_: Sets = None,
@@ -215,19 +252,25 @@ def data_scaling(
     slurm_param: SlurmParams = None,
     json_out: Json = False,
 ) -> None:
-    """Learning curve: train on p % of the training videos (t random slices per p), evaluate
-    on the full test set, and report mAP mean ± std per p. Slice k trains with seed + k.
-    Interrupted grids resume with the same command and --out. The defaults (12 fractions x
-    2 slices, 2 jobs x 1 thread) fit the embedded dataset in about 8 minutes on 2 cores; the
-    study used 5 slices (--slices 5).
+    """Learning curve: mAP against the share of training videos, resumable.
 
-    Example: talbench data-scaling --model etad --fractions 1..100 --slices 5 --json
+    Trains on p % of the training videos (t random slices per p), evaluates on the full test
+    set and reports mAP mean ± std per p. Slice k trains with seed + k. Interrupted grids
+    resume with the same command and --out. The defaults (12 fractions x 2 slices, 2 jobs x 1
+    thread) fit the embedded dataset in about 8 minutes on 2 cores; the study used 5 slices.
+    --budget, --draw, --nested and --classifier-data change the protocol (defaults: the
+    study's); they are part of each cell's run key.
+
+    Example: talbench data-scaling --model etad --fractions 1..100 --slices 5
     """
     opts = _exec_options(
         executor, jobs, threads, timeout_s, ray_address, slurm_cluster, slurm_partition,
         slurm_param or [],
     )  # fmt: skip
-    spec = build_data_scaling(model, fractions, slices, dataset, preset, set_ or [], seed, threads)
+    protocol = Protocol(budget, draw, nested, classifier_data)
+    spec = build_data_scaling(model, fractions, slices, dataset, preset, set_ or [], seed, threads,
+                              protocol)  # fmt: skip
+    check_grid(spec.cells, out, print_note)
     reporter = RichReporter(f"data-scaling {model}")
     summary = run_data_scaling(spec, opts, out, reporter)
     metrics = [
@@ -268,12 +311,13 @@ def sampling_ratio(
     slurm_param: SlurmParams = None,
     json_out: Json = False,
 ) -> None:
-    """ETAD's sampling study: train with proposal-sampling ratio r and strategy s (seeds
-    seed, seed+1, ...) and report mAP, training time, step time and peak memory per (s, r).
-    Ratio 1.0 keeps every proposal (no sampling), so it is trained once per seed and shared by
-    the strategies.
+    """ETAD's sampling study: mAP, time and memory against the sampling ratio.
 
-    Example: talbench sampling-ratio --model etad --kind dps --ratios 0.02,0.06,1.0 --seeds 2
+    Trains with proposal-sampling ratio r and strategy s (seeds seed, seed+1, ...) and reports
+    mAP, training time, step time and peak memory per (s, r). Ratio 1.0 keeps every proposal
+    (no sampling), so it is trained once per seed and shared by the strategies.
+
+    Example: talbench sampling-ratio --kind dps --ratios 0.02,0.06,1.0 --seeds 2
     """
     opts = _exec_options(
         executor, jobs, threads, timeout_s, ray_address, slurm_cluster, slurm_partition,
@@ -282,6 +326,7 @@ def sampling_ratio(
     spec = build_sampling_ratio(
         model, kind, ratios, strategies, seeds, dataset, preset, set_ or [], seed, threads
     )
+    check_grid(spec.cells, out, print_note)
     summary = run_sampling_ratio(spec, opts, out, RichReporter(f"sampling-ratio {model}"))
     metrics = [
         ("map_avg_pct", "mAP avg %", 2),

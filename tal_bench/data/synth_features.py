@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.ndimage import convolve1d, gaussian_filter1d
 
 from tal_bench.data.features import FeatureMeta
 
@@ -183,6 +182,8 @@ def render_features(
     Returns:
         (T, C) float32.
     """
+    from scipy.ndimage import convolve1d, gaussian_filter1d  # generating only: CLI starts fast
+
     step_s, t0_s = meta.feat_stride / fps, meta.offset_frames / fps
     bank_v = _style(bank, params, rng)
     out = np.zeros((num_feats, params.dim), dtype=np.float32)  # (T, C)

@@ -27,6 +27,7 @@ from torch import nn
 
 from tal_bench.models.base import ModelSpec
 from tal_bench.models.common import PointDetector, PointDetectorConfig
+from tal_bench.models.common.detector import FAMILY_POST, check_item_length
 from tal_bench.models.common.layers import (
     ChannelLayerNorm,
     MaskedConv1d,
@@ -179,5 +180,8 @@ MODELS.register("actionformer")(
         build=build,
         description="ActionFormer (ECCV 2022): local-attention transformer pyramid, point heads",
         class_agnostic=False,
+        native_mode="full",  # THUMOS: whole videos, random truncation in training
+        post=FAMILY_POST,
+        check_config=check_item_length,
     )
 )

@@ -28,7 +28,7 @@ from torch import nn
 from tal_bench.models.base import ModelSpec
 from tal_bench.models.common import DenseOut, PointDetector, PointDetectorConfig
 from tal_bench.models.common.assign import assign_min_cost
-from tal_bench.models.common.detector import flat_levels
+from tal_bench.models.common.detector import FAMILY_POST, check_item_length, flat_levels
 from tal_bench.models.common.layers import downsample_mask
 from tal_bench.models.common.pyramid import ConvEmbedding, IdentityNeck
 from tal_bench.registry import MODELS
@@ -109,5 +109,8 @@ MODELS.register("temporalmaxer")(
         build=build,
         description="TemporalMaxer (2023): max-pooling pyramid instead of attention, point heads",
         class_agnostic=False,
+        native_mode="full",  # THUMOS: whole videos, random truncation in training
+        post=FAMILY_POST,
+        check_config=check_item_length,
     )
 )

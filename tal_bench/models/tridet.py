@@ -32,7 +32,7 @@ from torch import nn
 from tal_bench.errors import TalBenchError
 from tal_bench.models.base import ModelSpec
 from tal_bench.models.common import DenseOut, PointDetector, PointDetectorConfig
-from tal_bench.models.common.detector import flat_levels
+from tal_bench.models.common.detector import FAMILY_POST, check_item_length, flat_levels
 from tal_bench.models.common.heads import ConvHead, RegHead
 from tal_bench.models.common.layers import (
     ChannelLayerNorm,
@@ -253,5 +253,8 @@ MODELS.register("tridet")(
         build=build,
         description="TriDet (CVPR 2023): SGP pyramid, Trident head with relative boundaries",
         class_agnostic=False,
+        native_mode="full",  # THUMOS: whole videos, random truncation in training
+        post=FAMILY_POST,
+        check_config=check_item_length,
     )
 )

@@ -1,7 +1,8 @@
 """The shared training loop: any registered detector, one plain loop.
 
 ``fit`` builds the DataLoader (seeded generator, seeded workers), the optimizer and the
-per-iteration schedule from ``TrainConfig``, then runs ``train_one_epoch`` ``epochs`` times:
+per-iteration schedule from ``TrainConfig``, then runs ``train_one_epoch`` ``epochs`` times
+(or, with a fixed step budget, until ``epochs`` full-data epochs' worth of steps are done):
 ``model.training_step(items)["loss"]`` -> backward -> optional gradient clipping -> step ->
 schedule step -> optional EMA update. It measures wall time and peak memory and returns one
 dict per epoch (mean of every logged loss, LR, time).
@@ -128,12 +129,16 @@ def train_one_epoch(
     cfg: TrainConfig,
     ema: ModelEma | None = None,
     on_step: Callable[[float], None] | None = None,
+    max_iters: int | None = None,
 ) -> dict[str, float]:
-    """One pass over ``loader``; returns the mean of every logged loss plus ``iters``."""
+    """One pass over ``loader`` (at most ``max_iters`` steps); returns the mean of every logged
+    loss plus ``iters``."""
     model.train()
     sums: dict[str, float] = defaultdict(float)
     iters = 0
     for items in loader:
+        if max_iters is not None and iters >= max_iters:
+            break
         losses = model.training_step(items)
         loss = losses["loss"]
         if not torch.isfinite(loss):
@@ -166,8 +171,9 @@ def fit(
     num_workers: int = 0,
     progress: bool = True,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    budget_iters_per_epoch: int | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``train_set`` for ``cfg.epochs`` epochs.
+    """Train ``model`` on ``train_set`` for ``cfg.epochs`` epochs, or for a fixed step budget.
 
     Args:
         model: a detector (``training_step``), already on ``cfg.device``.
@@ -178,6 +184,11 @@ def fit(
         num_workers: DataLoader workers (each seeded by ``seed_worker``).
         progress: show a rich progress bar on stderr (only when stderr is a terminal).
         on_epoch: called with each epoch's log dict as soon as the epoch ends.
+        budget_iters_per_epoch: a fixed iteration budget (``train.budget = "steps"``): the
+            iterations of one epoch over the *full* training set. Training then runs
+            ``cfg.epochs`` times that many optimizer steps, passing over ``train_set`` as often
+            as needed (the last pass cut short), and the schedule (milestones, warm-up, cosine)
+            counts its epochs in those full-data epochs. None: ``cfg.epochs`` passes.
 
     Returns:
         A :class:`FitResult`; ``epochs[i]`` has ``epoch`` (1-based), ``loss`` and the other
@@ -187,27 +198,34 @@ def fit(
         raise TalBenchError("the training set has no items; raise data.fraction or check data")
     loader = make_loader(train_set, cfg, collate_fn, generator, num_workers)
     iters_per_epoch = len(loader)
-    optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg, iters_per_epoch)
+    schedule_epoch = budget_iters_per_epoch or iters_per_epoch
+    total_iters = cfg.epochs * schedule_epoch
+    passes = math.ceil(total_iters / iters_per_epoch)
+    groups = getattr(model, "optimizer_groups", None)  # per-group LR / decay multipliers
+    optimizer = make_optimizer(groups() if groups is not None else model.parameters(), cfg)
+    scheduler = make_scheduler(optimizer, cfg, schedule_epoch)
     ema = ModelEma(model, cfg.ema_decay) if cfg.ema else None
     result = FitResult(model=model, iters_per_epoch=iters_per_epoch)
     result.peak_mem_kind = reset_peak_memory(cfg.device)
     start, cpu_start = time.perf_counter(), time.process_time()
     with _progress(progress) as bar:
-        task = bar.add_task("train", total=cfg.epochs * iters_per_epoch, loss=math.nan)
+        task = bar.add_task("train", total=total_iters, loss=math.nan)
 
         def step_done(loss: float) -> None:
             bar.update(task, advance=1, loss=loss)
 
-        for epoch in range(1, cfg.epochs + 1):
-            bar.update(task, description=f"epoch {epoch}/{cfg.epochs}")
+        done = 0
+        for epoch in range(1, passes + 1):
+            bar.update(task, description=f"epoch {epoch}/{passes}")
             t0 = time.perf_counter()
-            logs = train_one_epoch(model, loader, optimizer, scheduler, cfg, ema, step_done)
+            logs = train_one_epoch(model, loader, optimizer, scheduler, cfg, ema, step_done,
+                                   max_iters=total_iters - done)  # fmt: skip
+            done += int(logs["iters"])
             _sync(cfg.device)
             row = {"epoch": epoch, **logs, "lr": optimizer.param_groups[0]["lr"]}
             row["epoch_time_s"] = time.perf_counter() - t0
             result.epochs.append(row)
-            log.info("epoch %d/%d loss %.5f", epoch, cfg.epochs, logs["loss"])
+            log.info("epoch %d/%d loss %.5f", epoch, passes, logs["loss"])
             if on_epoch is not None:
                 on_epoch(row)
     _sync(cfg.device)

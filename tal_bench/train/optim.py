@@ -12,10 +12,8 @@ implements ETAD's MultiStep [5] the same way, with milestones x iterations per e
 
 Warmup multiplies the multistep factor, and replaces the cosine's first W iterations.
 
-Weight decay applies to every parameter, or with ``decay_only_weights`` only to the weights of
-convolution and linear layers: biases, normalisation layers and any other parameter (e.g. the
-per-level ``Scale`` of the ActionFormer family) get none, the grouping of ActionFormer's
-``make_optimizer`` (happyharrycn/actionformer_release, libs/utils/train_utils.py, after minGPT).
+A detector may group its parameters (``optimizer_groups()``, :func:`param_groups`): TadTR's
+sampling offsets train at 0.1x LR, the ActionFormer family decays only Conv/Linear weights.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ import math
 from collections.abc import Iterable
 
 import torch
-from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from tal_bench.config import TrainConfig
@@ -35,60 +32,54 @@ SCHEDULES = ("multistep", "cosine", "constant")
 SGD_MOMENTUM = 0.9
 
 
-DECAYED_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+def param_groups(
+    params: Iterable[torch.nn.Parameter] | Iterable[dict], cfg: TrainConfig
+) -> list[dict]:
+    """Optimizer groups with absolute ``lr`` / ``weight_decay``.
 
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two optimizer groups: Conv/Linear weights with ``weight_decay``, the rest with none.
-
-    Args:
-        model: the model (trainable parameters only; shared tensors once).
-        weight_decay: decay of the first group.
-
-    Returns:
-        ``[{"params": decayed, "weight_decay": wd}, {"params": others, "weight_decay": 0}]``.
+    ``params`` is either plain parameters (one group at ``cfg.lr``, ``cfg.weight_decay``) or
+    a detector's ``optimizer_groups()``: dicts with ``params`` and optional ``lr_mult`` /
+    ``wd_mult`` (e.g. TadTR's sampling offsets at 0.1x LR). Parameters without
+    ``requires_grad`` and empty groups are dropped.
     """
-    decayed = {
-        id(m.weight)
-        for m in model.modules()
-        if isinstance(m, DECAYED_MODULES) and isinstance(m.weight, nn.Parameter)
-    }
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [
-        {"params": [p for p in params if id(p) in decayed], "weight_decay": weight_decay},
-        {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0},
-    ]
+    items = list(params)
+    groups = items if items and isinstance(items[0], dict) else [{"params": items}]
+    out = []
+    for group in groups:
+        trainable = [p for p in group["params"] if p.requires_grad]
+        if trainable:
+            out.append(
+                {
+                    "params": trainable,
+                    "lr": cfg.lr * group.get("lr_mult", 1.0),
+                    "weight_decay": cfg.weight_decay * group.get("wd_mult", 1.0),
+                }
+            )
+    return out
 
 
 def make_optimizer(
-    params: nn.Module | Iterable[torch.nn.Parameter], cfg: TrainConfig
+    params: Iterable[torch.nn.Parameter] | Iterable[dict], cfg: TrainConfig
 ) -> torch.optim.Optimizer:
     """Adam / AdamW / SGD (momentum 0.9) with ``cfg.lr`` and ``cfg.weight_decay``.
 
     Args:
-        params: the model, or the parameters to optimise (those with ``requires_grad``);
-            ``cfg.decay_only_weights`` needs the model (it groups by layer type).
-        cfg: the train config (``optimizer``, ``lr``, ``weight_decay``, ``decay_only_weights``).
+        params: the parameters to optimise (those with ``requires_grad``), or groups with
+            ``lr_mult`` / ``wd_mult`` (:func:`param_groups`).
+        cfg: the train config (``optimizer``, ``lr``, ``weight_decay``).
 
     Returns:
         The optimizer. Unknown names raise a TalBenchError listing the choices.
     """
-    if cfg.decay_only_weights:
-        if not isinstance(params, nn.Module):
-            raise TypeError("train.decay_only_weights needs the model, not a parameter list")
-        params = param_groups(params, cfg.weight_decay)
-    elif isinstance(params, nn.Module):
-        params = [p for p in params.parameters() if p.requires_grad]
-    else:
-        params = [p for p in params if p.requires_grad]
+    groups = param_groups(params, cfg)
     name = cfg.optimizer.lower()
     if name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if name == "sgd":
         return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=SGD_MOMENTUM, weight_decay=cfg.weight_decay
+            groups, lr=cfg.lr, momentum=SGD_MOMENTUM, weight_decay=cfg.weight_decay
         )
     raise TalBenchError(
         f"unknown train.optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"

@@ -20,6 +20,7 @@ from tal_bench.models.common.points import pyramid_points
 from tal_bench.models.common.postprocess import NmsSettings, nms_videos, seg_voting
 from tal_bench.models.common.pyramid import padded_length
 from tal_bench.models.tridet import SGPBlock, TriDetConfig, boundary_windows, trident_offsets
+from tal_bench.pipelines.resolve import resolve_run_config
 
 # ------------------------------------------------------------------------------------- layers
 
@@ -284,3 +285,28 @@ def test_tridet_losses_weight_the_positive_focal_term_by_iou():
     assert losses["cls_loss"].item() == pytest.approx(focal / norm, rel=1e-6)
     # DIoU: 1 - 0.25 + (centre gap 1 / enclosing 16)^2
     assert losses["reg_loss"].item() == pytest.approx((0.75 + 1 / 256) / norm, rel=1e-6)
+
+
+def test_optimizer_groups_decay_only_conv_weights():
+    model = create_model("tridet", TriDetConfig(embd_dim=16, head_dim=16, sgp_mlp_dim=24), 8, 2)
+    decayed, plain = model.optimizer_groups()
+    # the official rule by name: "<conv module>.weight" decays; biases, LayerNorm / GroupNorm
+    # weights, Scale and drop-path scales do not
+    modules = dict(model.named_modules())
+    names = {id(p): n for n, p in model.named_parameters()}
+    expect = {
+        n for n in names.values() if isinstance(modules[n.rpartition(".")[0]], torch.nn.Conv1d)
+    }
+    expect = {n for n in expect if n.endswith(".weight")}
+    assert {names[id(p)] for p in decayed["params"]} == expect
+    assert plain["wd_mult"] == 0.0 and "wd_mult" not in decayed
+    others = {names[id(p)] for p in plain["params"]}
+    assert others.isdisjoint(expect) and len(others) + len(expect) == len(names)
+    assert any(n.endswith("scales.0.scale") for n in others)  # a regression Scale
+    assert any(n.endswith("drop_out.scale") for n in others)  # an affine drop-path scale
+
+
+def test_resolving_refuses_items_longer_than_max_seq_len():
+    with pytest.raises(TalBenchError, match=r"data.max_len \(512\) exceeds model.max_seq_len"):
+        resolve_run_config("actionformer", "cpu", ["data.max_len=512"])
+    assert resolve_run_config("temporalmaxer", "cpu").data.mode == "full"  # native mode

@@ -98,25 +98,16 @@ def test_cosine_ends_at_lr_min():
     assert lr_factor(4, cfg, 2) == pytest.approx(m)  # the last step reaches the floor
 
 
-def test_decay_only_weights_groups_conv_and_linear_weights():
-    class Net(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = torch.nn.Conv1d(2, 3, 3)
-            self.norm = torch.nn.GroupNorm(1, 3)
-            self.fc = torch.nn.Linear(3, 1)
-            self.scale = torch.nn.Parameter(torch.ones(()))
-
-    net = Net()
-    cfg = TrainConfig(optimizer="adamw", weight_decay=0.05, decay_only_weights=True)
-    decayed, plain = make_optimizer(net, cfg).param_groups
-    assert decayed["weight_decay"] == 0.05 and plain["weight_decay"] == 0.0
-    ids = lambda group: {id(p) for p in group["params"]}  # noqa: E731
-    assert ids(decayed) == {id(net.conv.weight), id(net.fc.weight)}
-    rest = {net.conv.bias, net.norm.weight, net.norm.bias, net.fc.bias, net.scale}
-    assert ids(plain) == {id(p) for p in rest}
-    with pytest.raises(TypeError, match="needs the model"):
-        make_optimizer(list(net.parameters()), cfg)
-    # without the flag every parameter decays, from a module or a list alike
-    (group,) = make_optimizer(net, TrainConfig(optimizer="adamw", weight_decay=0.05)).param_groups
-    assert len(group["params"]) == 7 and group["weight_decay"] == 0.05
+def test_parameter_groups_scale_lr_and_weight_decay():
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(2))
+    frozen = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+    cfg = TrainConfig(optimizer="adamw", lr=0.2, weight_decay=0.01, epochs=2, milestones=(1,))
+    groups = [{"params": [a, frozen]}, {"params": [b], "lr_mult": 0.1, "wd_mult": 10.0}]
+    opt = make_optimizer(groups, cfg)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.2, 0.02])
+    assert [g["weight_decay"] for g in opt.param_groups] == pytest.approx([0.01, 0.1])
+    assert opt.param_groups[0]["params"] == [a]  # frozen parameters are left out
+    sched = make_scheduler(opt, cfg, iters_per_epoch=1)
+    opt.step()
+    sched.step()  # the milestone scales every group by gamma, keeping the 10x ratio
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.02, 0.002])

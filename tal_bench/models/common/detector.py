@@ -24,6 +24,7 @@ from torch import nn
 
 from tal_bench.data.items import stack_items
 from tal_bench.errors import TalBenchError
+from tal_bench.models.base import PostDecl
 from tal_bench.models.common.assign import assign_shortest
 from tal_bench.models.common.heads import ConvHead, RegHead
 from tal_bench.models.common.losses import ctr_diou_loss_1d, sigmoid_focal_loss
@@ -43,6 +44,25 @@ from tal_bench.types import ItemDetections, VideoItem
 DenseOut = dict[str, Any]
 
 THUMOS_RANGES = ((0.0, 4.0), (4.0, 8.0), (8.0, 16.0), (16.0, 32.0), (32.0, 64.0), (64.0, 10000.0))
+
+
+# What runs after the detector's own per-video NMS (``tal_bench.postprocess``): nothing in full
+# mode, the native one; in window mode a per-label soft-NMS at the family's sigma. The detector's
+# ``max_seg_num`` is the only cap per video, as officially.
+FAMILY_POST = PostDecl(merge_params={"sigma": 0.5}, max_dets_per_video=1_000_000)
+
+
+def check_item_length(cfg: Any) -> None:
+    """``ModelSpec.check_config``: items must fit ``model.max_seq_len`` (training pads to it
+    and refuses longer items), refused when the run config is resolved rather than at the
+    first training step."""
+    key = {"full": "max_len", "window": "window", "resize": "resize_len"}[cfg.data.mode]
+    length = getattr(cfg.data, key)
+    if length > cfg.model.max_seq_len:
+        raise TalBenchError(
+            f"data.{key} ({length}) exceeds model.max_seq_len ({cfg.model.max_seq_len}): "
+            f"set data.{key} <= {cfg.model.max_seq_len} or raise model.max_seq_len"
+        )
 
 
 @dataclass(frozen=True)
@@ -205,6 +225,19 @@ class PointDetector(nn.Module):
         return out
 
     # ------------------------------------------------------------------ training
+
+    def optimizer_groups(self) -> list[dict]:
+        """Weight decay on Conv/Linear weights only: biases, norms, ``Scale`` and drop-path
+        scales get none (ActionFormer's ``make_optimizer``, happyharrycn/actionformer_release,
+        libs/utils/train_utils.py, after minGPT; TriDet and TemporalMaxer use it too)."""
+        decayed = {
+            id(m.weight) for m in self.modules() if isinstance(m, nn.Conv1d | nn.Linear)
+        }
+        params = list(self.parameters())
+        return [
+            {"params": [p for p in params if id(p) in decayed]},
+            {"params": [p for p in params if id(p) not in decayed], "wd_mult": 0.0},
+        ]
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
