@@ -230,9 +230,7 @@ class PointDetector(nn.Module):
         """Weight decay on Conv/Linear weights only: biases, norms, ``Scale`` and drop-path
         scales get none (ActionFormer's ``make_optimizer``, happyharrycn/actionformer_release,
         libs/utils/train_utils.py, after minGPT; TriDet and TemporalMaxer use it too)."""
-        decayed = {
-            id(m.weight) for m in self.modules() if isinstance(m, nn.Conv1d | nn.Linear)
-        }
+        decayed = {id(m.weight) for m in self.modules() if isinstance(m, nn.Conv1d | nn.Linear)}
         params = list(self.parameters())
         return [
             {"params": [p for p in params if id(p) in decayed]},
