@@ -69,8 +69,10 @@ def info_command(
     """
     info = dataset_info(name, root)
     meta = info["feature_meta"]
+    clip = next(iter(info["subsets"].values()), {}).get("clip_shape")
+    what = f"{'x'.join(map(str, clip))} clips" if clip else f"{meta['input_dim']}-d features"
     title = (
-        f"{name}: {len(info['classes'])} classes, {meta['input_dim']}-d features, "
+        f"{name}: {len(info['classes'])} classes, {what}, "
         f"{meta['fps']:g} fps / stride {meta['feat_stride']} ({info['root']})"
     )
     _print_stats(title, info["subsets"])

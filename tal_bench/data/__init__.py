@@ -19,6 +19,7 @@ from tal_bench.data.datasets import (
 )
 from tal_bench.data.features import FeatureMeta, FeatureStore, load_feature_file
 from tal_bench.data.fractions import FractionDraw, sample_fraction
+from tal_bench.data.frames import FramesDataset
 from tal_bench.data.items import (
     build_items,
     collate_items,
@@ -33,6 +34,7 @@ __all__ = [
     "FeatureMeta",
     "FeatureStore",
     "FractionDraw",
+    "FramesDataset",
     "TalDataset",
     "annotation_stats",
     "build_items",

@@ -158,7 +158,7 @@ def _group_events(segments_s: np.ndarray, label_ids: np.ndarray) -> list[tuple[f
     return [(s, e, ks) for (s, e), ks in events.items()]
 
 
-def render_features(
+def render_latent(
     num_feats: int,
     fps: float,
     segments_s: np.ndarray,
@@ -168,7 +168,11 @@ def render_features(
     rng: np.random.Generator,
     meta: FeatureMeta,
 ) -> np.ndarray:
-    """Features of one video.
+    """The noise-free signal of one video on the feature grid: actions, distractors, background.
+
+    ``render_features`` adds frame noise and the clip average to it; the frames renderer
+    (``tal_bench.data.synth_frames``) draws frames from it. Called with a fresh generator keyed
+    like the features', it returns exactly the signal the features were made from.
 
     Args:
         num_feats: T.
@@ -177,7 +181,7 @@ def render_features(
         label_ids: (N,) class index of each instance (rows of ``bank``).
         bank: dataset-level class patterns.
         params: noise / distractor / style knobs.
-        rng: this video's generator.
+        rng: this video's generator (advanced past everything the signal draws).
         meta: feature geometry.
 
     Returns:
@@ -212,6 +216,27 @@ def render_features(
     smooth = gaussian_filter1d(smooth, sigma=6.0, axis=0, mode="nearest")
     smooth /= smooth.std(axis=0, keepdims=True) + 1e-12
     out += params.background * (smooth @ bank.bg_basis + 0.7 * _unit(rng.normal(size=params.dim)))
+    return out
+
+
+def render_features(
+    num_feats: int,
+    fps: float,
+    segments_s: np.ndarray,
+    label_ids: np.ndarray,
+    bank: ClassBank,
+    params: SynthParams,
+    rng: np.random.Generator,
+    meta: FeatureMeta,
+) -> np.ndarray:
+    """Features of one video: ``render_latent`` plus frame noise, averaged over each clip.
+
+    Args: as :func:`render_latent`.
+
+    Returns:
+        (T, C) float32.
+    """
+    out = render_latent(num_feats, fps, segments_s, label_ids, bank, params, rng, meta)
     # frame noise, then the average over each 16-frame clip (4 steps at stride 4, centred);
     # the box of weights [.5, 1, 1, 1, .5] / 4 shrinks white noise by sqrt(3.5) / 4
     kernel = np.array([0.5, 1.0, 1.0, 1.0, 0.5], dtype=np.float32) / 4.0

@@ -28,6 +28,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,7 @@ class SynthParams:
 TINY_PARAMS = SynthParams(scale=0.06, dim=32, num_classes=5)
 
 
-def _rng(*parts: Any) -> np.random.Generator:
+def rng_for(*parts: Any) -> np.random.Generator:
     """A generator keyed by its parts (stable across runs, machines and call order)."""
     key = "|".join(str(p) for p in ("tal-bench-synth", GENERATOR_VERSION, *parts))
     return np.random.default_rng(int.from_bytes(hashlib.sha256(key.encode()).digest()[:16], "big"))
@@ -209,9 +210,9 @@ def sample_annotations(params: SynthParams) -> Annotations:
     for subset_raw, n_full in NUM_VIDEOS.items():
         sub = "val" if subset_raw == "Validation" else "test"
         n = max(params.num_classes, round(n_full * params.scale))
-        primaries = _video_classes(n, classes, _rng(params.seed, sub, "classes"))
+        primaries = _video_classes(n, classes, rng_for(params.seed, sub, "classes"))
         for i, primary in enumerate(primaries):
-            rng = _rng(params.seed, sub, i)
+            rng = rng_for(params.seed, sub, i)
             median_s = DURATION_FACTOR * THUMOS_CLASSES[primary][2]
             dur = float(
                 np.clip(rng.lognormal(math.log(median_s), DURATION_LOG_STD), *DURATION_RANGE_S)
@@ -245,21 +246,32 @@ def _families(classes: list[str]) -> list[str]:
     ]
 
 
-def _write_features(ann: Annotations, params: SynthParams, feat_dir: Path) -> int:
-    """Render and save every video's features; returns the total number of feature steps."""
-    bank_rng = _rng(params.seed, "bank", params.dim, len(ann.classes))
+def video_signals(
+    ann: Annotations, params: SynthParams, render: Callable[..., np.ndarray] = render_features
+) -> Iterator[tuple[str, np.ndarray]]:
+    """``(video_id, render(...))`` for every video in id order, each with its own generator.
+
+    ``render`` is ``render_features`` (the (T, C) features) or ``render_latent`` (their
+    noise-free signal, which the frames renderer draws from); both get the same arguments.
+    """
+    bank_rng = rng_for(params.seed, "bank", params.dim, len(ann.classes))
     bank = make_class_bank(_families(ann.classes), params.dim, params.class_sep, bank_rng)
     index = {c: i for i, c in enumerate(ann.classes)}
-    total = 0
     for vid in sorted(ann.videos):
         rec = ann.videos[vid]
         fps = rec.fps or SYNTH_META.fps
         num = SYNTH_META.num_features(rec.duration_s, fps)
         labels = np.array([index[x] for x in rec.labels], dtype=np.int64)
-        rng = _rng(params.seed, "feat", vid)
-        feats = render_features(num, fps, rec.segments_s, labels, bank, params, rng, SYNTH_META)
+        rng = rng_for(params.seed, "feat", vid)
+        yield vid, render(num, fps, rec.segments_s, labels, bank, params, rng, SYNTH_META)
+
+
+def _write_features(ann: Annotations, params: SynthParams, feat_dir: Path) -> int:
+    """Render and save every video's features; returns the total number of feature steps."""
+    total = 0
+    for vid, feats in video_signals(ann, params):
         save_npy_features(feat_dir / f"{vid}.npy", feats)
-        total += num
+        total += len(feats)
     return total
 
 
@@ -282,14 +294,15 @@ def _check_out_dir(out_dir: Path) -> None:
         ) from None
 
 
-def _publish(tmp: Path, out_dir: Path) -> bool:
-    """Rename a finished temp folder into place; False if another writer got there first."""
+def publish(tmp: Path, out_dir: Path, marker: str = "synth_meta.json") -> bool:
+    """Rename a finished temp folder into place; False if another writer got there first
+    (``out_dir`` then holds ``marker``, the file a finished folder always has)."""
     try:
         os.rename(tmp, out_dir)  # atomic; replaces only an empty folder
         return True
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if out_dir.is_dir() and (out_dir / "synth_meta.json").is_file():
+        if out_dir.is_dir() and (out_dir / marker).is_file():
             return False
         raise
 
@@ -318,7 +331,7 @@ def _generate_into(
         }
         (tmp / "synth_meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         meta["generate_s"] = round(time.perf_counter() - start, 2)
-        _publish(tmp, out_dir)
+        publish(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
