@@ -4,11 +4,15 @@
 per-iteration schedule from ``TrainConfig``, then runs ``train_one_epoch`` ``epochs`` times:
 ``model.training_step(items)["loss"]`` -> backward -> optional gradient clipping -> step ->
 schedule step -> optional EMA update. It measures wall time and peak memory and returns one
-dict per epoch (mean of every logged loss, LR, time).
+dict per epoch (mean of every logged loss, LR, time). Models with ``param_groups()`` (named
+groups; end-to-end models put their video encoder in ``encoder``) get one optimizer group per
+name, the encoder at ``train.encoder_lr``. ``train.mem_probe`` adds the tensor peak of one
+training step on the CPU (``probe_step_memory``), the counterpart of CUDA's max allocated.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -50,6 +54,10 @@ class FitResult:
     peak_mem_mib: float = 0.0  # CUDA: max allocated; CPU: peak RSS (VmHWM) of the process
     peak_mem_kind: str = ""  # "cuda_max_allocated" | "cpu_vmhwm" | "cpu_ru_maxrss"
     iters_per_epoch: int = 0
+    # cfg.mem_probe: CUDA max allocated over the training, or on CPU the tensor peak of one
+    # training step (probe_step_memory); None without the probe
+    step_mem_mib: float | None = None
+    step_mem_kind: str | None = None  # "cuda_max_allocated" | "cpu_tensor_peak"
 
 
 # ---------------------------------------------------------------------- peak memory
@@ -82,6 +90,55 @@ def peak_memory_mib(kind: str) -> float:
 
 
 # ---------------------------------------------------------------------- the loop
+
+
+def probe_step_memory(
+    model: nn.Module,
+    train_set: torch.utils.data.Dataset,
+    cfg: TrainConfig,
+    collate_fn: Callable[[list], Any],
+) -> float:
+    """Tensor peak (MiB) of one training step, measured on a copy before training starts.
+
+    The step (forward, loss, backward, clipping, optimizer step, with the optimizer's state
+    created) runs on a deep copy of ``model`` with a fresh optimizer over the first
+    ``batch_size`` items in index order, under ``profiling.memory.TensorPeak``, with torch's
+    global RNG forked: the real training is left exactly as it would be without the probe, and
+    its time is not in ``train_time_s``. What existed before (weights, data) is not counted.
+    """
+    from tal_bench.profiling.memory import TensorPeak  # profiling sits beside the trainer
+
+    items = collate_fn([train_set[i] for i in range(min(cfg.batch_size, len(train_set)))])
+    clone = copy.deepcopy(model).train()
+    optimizer = make_optimizer(_params(clone), cfg)
+    with torch.random.fork_rng(devices=[]), TensorPeak() as peak:
+        loss = clone.training_step(items)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_gradients(optimizer, cfg.clip_grad_norm)
+        optimizer.step()
+        del loss
+    return peak.peak_mib
+
+
+def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float | None) -> None:
+    """Clip the gradient norm of each optimizer group to ``max_norm`` (None: no clipping).
+
+    With one group this is the usual clipping of all parameters. An end-to-end model's encoder
+    group is clipped apart: its gradient (summed over every sampled snippet) would otherwise
+    dominate the joint norm and shrink the detector's steps, which the released ETAD code,
+    training without clipping, never does.
+    """
+    if max_norm is None:
+        return
+    for group in optimizer.param_groups:
+        nn.utils.clip_grad_norm_(group["params"], max_norm)
+
+
+def _params(model: nn.Module) -> Any:
+    """Named parameter groups when the model has them (encoder LR), else all parameters."""
+    groups = getattr(model, "param_groups", None)
+    return groups() if callable(groups) else model.parameters()
 
 
 def make_loader(
@@ -142,8 +199,7 @@ def train_one_epoch(
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.clip_grad_norm is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+        clip_gradients(optimizer, cfg.clip_grad_norm)
         optimizer.step()
         scheduler.step()
         if ema is not None:
@@ -186,10 +242,13 @@ def fit(
         raise TalBenchError("the training set has no items; raise data.fraction or check data")
     loader = make_loader(train_set, cfg, collate_fn, generator, num_workers)
     iters_per_epoch = len(loader)
-    optimizer = make_optimizer(model.parameters(), cfg)
+    optimizer = make_optimizer(_params(model), cfg)
     scheduler = make_scheduler(optimizer, cfg, iters_per_epoch)
     ema = ModelEma(model, cfg.ema_decay) if cfg.ema else None
     result = FitResult(model=model, iters_per_epoch=iters_per_epoch)
+    if cfg.mem_probe and not cfg.device.startswith("cuda"):
+        result.step_mem_mib = probe_step_memory(model, train_set, cfg, collate_fn)
+        result.step_mem_kind = "cpu_tensor_peak"
     result.peak_mem_kind = reset_peak_memory(cfg.device)
     start = time.perf_counter()
     with _progress(progress) as bar:
@@ -212,6 +271,8 @@ def fit(
     _sync(cfg.device)
     result.train_time_s = time.perf_counter() - start
     result.peak_mem_mib = peak_memory_mib(result.peak_mem_kind)
+    if cfg.mem_probe and cfg.device.startswith("cuda"):
+        result.step_mem_mib, result.step_mem_kind = result.peak_mem_mib, result.peak_mem_kind
     if ema is not None:
         result.model = ema.module
     return result

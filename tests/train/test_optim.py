@@ -86,3 +86,22 @@ def test_unknown_names_are_user_errors():
     opt = make_optimizer([param], TrainConfig())
     with pytest.raises(TalBenchError, match="train.schedule"):
         make_scheduler(opt, TrainConfig(schedule="poly"), 3)
+
+
+def test_named_groups_give_the_encoder_its_own_lr_and_decay_together():
+    # multistep x0.1 after epoch 1 (2 iters/epoch): both groups scale from their own base LR
+    det, enc, frozen = (torch.nn.Parameter(torch.zeros(2)) for _ in range(3))
+    frozen.requires_grad_(False)
+    cfg = TrainConfig(epochs=2, lr=1e-3, encoder_lr=1e-6, milestones=(1,), gamma=0.1)
+    opt = make_optimizer({"detector": [det], "encoder": [enc, frozen]}, cfg)
+    assert [(g["name"], g["lr"], len(g["params"])) for g in opt.param_groups] == [
+        ("detector", 1e-3, 1),
+        ("encoder", 1e-6, 1),  # the frozen parameter is left out
+    ]
+    sched = make_scheduler(opt, cfg, 2)
+    for _ in range(2):
+        opt.step()
+        sched.step()
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-4, 1e-7])
+    only_frozen = make_optimizer({"detector": [det], "encoder": [frozen]}, cfg)
+    assert [g["name"] for g in only_frozen.param_groups] == ["detector"]
