@@ -339,7 +339,7 @@ def render_synthetic_clips(folder: Path, spec: ClipSpec, meta: FeatureMeta) -> d
     Returns:
         The contents of its ``clips_meta.json``.
     """
-    from tal_bench.data import synth_features, synth_frames, synthetic
+    from tal_bench.data import synth_frames, synthetic
 
     out_dir = folder / f"clips-{_clips_key(spec, meta)}"
     if (out_dir / CLIPS_META).is_file():
@@ -354,7 +354,7 @@ def render_synthetic_clips(folder: Path, spec: ClipSpec, meta: FeatureMeta) -> d
     tmp.mkdir()
     try:
         total = 0
-        for vid, latent in synthetic.video_signals(ann, params, synth_features.render_latent):
+        for vid, latent, _ in synthetic.video_signals(ann, params):
             rec = ann.videos[vid]
             num = meta.num_features(rec.duration_s, rec.fps or meta.fps)
             rng = synthetic.rng_for(params.seed, "frames", vid)

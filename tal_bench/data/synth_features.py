@@ -170,9 +170,8 @@ def render_latent(
 ) -> np.ndarray:
     """The noise-free signal of one video on the feature grid: actions, distractors, background.
 
-    ``render_features`` adds frame noise and the clip average to it; the frames renderer
-    (``tal_bench.data.synth_frames``) draws frames from it. Called with a fresh generator keyed
-    like the features', it returns exactly the signal the features were made from.
+    ``add_frame_noise`` turns it into the features; the frames renderer
+    (``tal_bench.data.synth_frames``) draws frames from it.
 
     Args:
         num_feats: T.
@@ -219,24 +218,20 @@ def render_latent(
     return out
 
 
-def render_features(
-    num_feats: int,
-    fps: float,
-    segments_s: np.ndarray,
-    label_ids: np.ndarray,
-    bank: ClassBank,
-    params: SynthParams,
-    rng: np.random.Generator,
-    meta: FeatureMeta,
+def add_frame_noise(
+    latent: np.ndarray, params: SynthParams, rng: np.random.Generator
 ) -> np.ndarray:
-    """Features of one video: ``render_latent`` plus frame noise, averaged over each clip.
+    """Features of one video from its ``render_latent`` signal: frame noise, then the clip average.
 
-    Args: as :func:`render_latent`.
+    Args:
+        latent: (T, C) float32 signal (modified in place).
+        params: ``noise`` knob.
+        rng: the generator ``render_latent`` advanced.
 
     Returns:
         (T, C) float32.
     """
-    out = render_latent(num_feats, fps, segments_s, label_ids, bank, params, rng, meta)
+    out = latent
     # frame noise, then the average over each 16-frame clip (4 steps at stride 4, centred);
     # the box of weights [.5, 1, 1, 1, .5] / 4 shrinks white noise by sqrt(3.5) / 4
     kernel = np.array([0.5, 1.0, 1.0, 1.0, 0.5], dtype=np.float32) / 4.0

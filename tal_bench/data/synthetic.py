@@ -9,7 +9,7 @@ median duration ~160 s with a long tail, ~15 instances per video, median action 
 background, ~4 % overlapping neighbours, CricketBowling followed by CricketShot, every CliffDiving
 segment also labelled Diving).
 
-Features (30 fps, stride 4, 16-frame clips; see ``render_features``): each class has onset,
+Features (30 fps, stride 4, 16-frame clips; see ``synth_features``): each class has onset,
 middle and offset directions plus a class-specific modulation; classes of one family share a
 component (``class_sep``); every video perturbs the patterns (``video_style``) and every instance
 varies in amplitude, speed and mixing; unannotated distractors (fragments, false starts, generic
@@ -28,7 +28,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ import numpy as np
 from tal_bench.data.annotations import load_annotations, write_actionformer_json
 from tal_bench.data.datasets import TalDataset, annotation_stats, open_feature_dataset
 from tal_bench.data.features import FeatureMeta, save_npy_features
-from tal_bench.data.synth_features import make_class_bank, render_features
+from tal_bench.data.synth_features import add_frame_noise, make_class_bank, render_latent
 from tal_bench.errors import TalBenchError
 from tal_bench.types import Annotations, VideoRecord
 
@@ -247,12 +247,13 @@ def _families(classes: list[str]) -> list[str]:
 
 
 def video_signals(
-    ann: Annotations, params: SynthParams, render: Callable[..., np.ndarray] = render_features
-) -> Iterator[tuple[str, np.ndarray]]:
-    """``(video_id, render(...))`` for every video in id order, each with its own generator.
+    ann: Annotations, params: SynthParams
+) -> Iterator[tuple[str, np.ndarray, np.random.Generator]]:
+    """``(video_id, latent (T, C), generator)`` for every video in id order.
 
-    ``render`` is ``render_features`` (the (T, C) features) or ``render_latent`` (their
-    noise-free signal, which the frames renderer draws from); both get the same arguments.
+    ``latent`` is the noise-free signal on the feature grid (``render_latent``) and the
+    generator is that video's, advanced past it: the features are
+    ``add_frame_noise(latent, params, generator)``; the frames renderer draws from ``latent``.
     """
     bank_rng = rng_for(params.seed, "bank", params.dim, len(ann.classes))
     bank = make_class_bank(_families(ann.classes), params.dim, params.class_sep, bank_rng)
@@ -263,15 +264,16 @@ def video_signals(
         num = SYNTH_META.num_features(rec.duration_s, fps)
         labels = np.array([index[x] for x in rec.labels], dtype=np.int64)
         rng = rng_for(params.seed, "feat", vid)
-        yield vid, render(num, fps, rec.segments_s, labels, bank, params, rng, SYNTH_META)
+        latent = render_latent(num, fps, rec.segments_s, labels, bank, params, rng, SYNTH_META)
+        yield vid, latent, rng
 
 
 def _write_features(ann: Annotations, params: SynthParams, feat_dir: Path) -> int:
     """Render and save every video's features; returns the total number of feature steps."""
     total = 0
-    for vid, feats in video_signals(ann, params):
-        save_npy_features(feat_dir / f"{vid}.npy", feats)
-        total += len(feats)
+    for vid, latent, rng in video_signals(ann, params):
+        save_npy_features(feat_dir / f"{vid}.npy", add_frame_noise(latent, params, rng))
+        total += len(latent)
     return total
 
 

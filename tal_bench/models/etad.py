@@ -1,6 +1,7 @@
 """ETAD: "ETAD: Training Action Detection End to End on a Laptop" (Liu et al., CVPRW 2023), the
-detector with Detector Proposal Sampling, following the official code (sming256/ETAD) as written
-down in /work/shared/research/etad.md (§2 architecture, §3 losses, §4 DPS, §7 post-processing).
+detector with Detector Proposal Sampling, following the official code (sming256/ETAD:
+lib/models/detector for the architecture, lib/loss/model_loss.py, lib/utils/sampler.py for DPS,
+lib/dataset/anet_1_3/post_det.py for the post-processing).
 With ``model.encoder`` set it reads snippet clips of a frames dataset and trains a video
 encoder with Encoder Gradient Sampling (``tal_bench.models.egs``).
 

@@ -71,6 +71,13 @@ def reset_peak_rss() -> bool:
     return True
 
 
+def peak_rss_mib() -> float:
+    """The kernel's peak-RSS mark ``VmHWM`` (MiB) since :func:`reset_peak_rss`, else the
+    lifetime peak."""
+    kib = _status_kib("VmHWM")
+    return kib / 1024 if kib is not None else lifetime_peak_rss_mib()
+
+
 def lifetime_peak_rss_mib() -> float:
     """``ru_maxrss`` of this process: KiB on Linux, bytes on macOS (getrusage(2))."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -16,16 +16,7 @@ from tal_bench.models.egs import (
 )
 from tal_bench.models.encoders.resnet import EncoderConfig, VideoEncoder
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: small convs on a busy 2-core machine spin-wait on a second one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = EncoderConfig(kind="tsm", depth=10, width=8, stem_stride=2, frozen_stages=1)
 
 

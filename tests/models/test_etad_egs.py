@@ -20,16 +20,7 @@ from tal_bench.models.encoders.pretrain import (
 from tal_bench.models.encoders.resnet import EncoderConfig, VideoEncoder
 from tal_bench.models.etad import Etad, EtadConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: small convs on a busy 2-core machine spin-wait on a second one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 TINY_ENC = EncoderConfig(kind="tsm", depth=10, width=8, stem_stride=2, frozen_stages=1,
                          pretrained="none")  # fmt: skip
 SMALL = dict(hidden_dim=32, roi_dim=16, ext_dim=32, fc_dim=16, roi_size=4, max_duration=8,
