@@ -321,6 +321,11 @@ def _egs_section(rep: _Report, runs: list[RunData]) -> None:
         "depend on the strategy, so they are trained once (first strategy) and each strategy "
         "shows those cells."
     )
+    if figures.time_column(table, "egs") == "train_cpu_s":
+        sec.notes.append(
+            "Training time: CPU time of the training process (one torch thread per cell), which "
+            "other jobs on a shared machine do not inflate as they do the wall time in the table."
+        )
     if figures.memory_column(table, "egs") == "step_mem_mib":
         sec.notes.append(
             f"Memory: the peak of one training step ({', '.join(kinds)}): on CUDA "

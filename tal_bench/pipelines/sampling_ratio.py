@@ -50,6 +50,7 @@ ROW_FIELDS = (
     "epochs",
     "params",
     "train_time_s",
+    "train_cpu_s",
     "eval_time_s",
     "peak_mem_mib",
     "peak_mem_kind",

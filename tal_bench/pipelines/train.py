@@ -315,6 +315,7 @@ def _fit_columns(fitted: FitResult) -> dict[str, Any]:
         probe = {"step_mem_mib": fitted.step_mem_mib, "step_mem_kind": fitted.step_mem_kind}
     return {
         "train_time_s": fitted.train_time_s,
+        "train_cpu_s": fitted.train_cpu_s,
         "peak_mem_mib": fitted.peak_mem_mib,
         "peak_mem_kind": fitted.peak_mem_kind,
         **probe,

@@ -155,6 +155,7 @@ def strategy_table(ratio_table: pd.DataFrame, kind: str = "dps") -> Table:
         "peak memory (MiB)": _ms(data, "peak_mem_mib", 0),
     }
     if kind == "egs":
+        columns["training CPU time (s)"] = _ms(data, "train_cpu_s", 1)
         columns["step peak memory (MiB)"] = _ms(data, "step_mem_mib", 1)
         name, title = "egs_strategy_table", "EGS sampling strategies and ratios"
     else:

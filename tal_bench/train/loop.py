@@ -51,6 +51,7 @@ class FitResult:
     model: nn.Module  # the EMA copy when cfg.ema, else the trained model
     epochs: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
     train_time_s: float = 0.0
+    train_cpu_s: float = 0.0  # CPU time of this process over the same span (all its threads)
     peak_mem_mib: float = 0.0  # CUDA: max allocated; CPU: peak RSS (VmHWM) of the process
     peak_mem_kind: str = ""  # "cuda_max_allocated" | "cpu_vmhwm" | "cpu_ru_maxrss"
     iters_per_epoch: int = 0
@@ -250,7 +251,7 @@ def fit(
         result.step_mem_mib = probe_step_memory(model, train_set, cfg, collate_fn)
         result.step_mem_kind = "cpu_tensor_peak"
     result.peak_mem_kind = reset_peak_memory(cfg.device)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     with _progress(progress) as bar:
         task = bar.add_task("train", total=cfg.epochs * iters_per_epoch, loss=math.nan)
 
@@ -270,6 +271,7 @@ def fit(
                 on_epoch(row)
     _sync(cfg.device)
     result.train_time_s = time.perf_counter() - start
+    result.train_cpu_s = time.process_time() - start_cpu
     result.peak_mem_mib = peak_memory_mib(result.peak_mem_kind)
     if cfg.mem_probe and cfg.device.startswith("cuda"):
         result.step_mem_mib, result.step_mem_kind = result.peak_mem_mib, result.peak_mem_kind

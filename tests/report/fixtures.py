@@ -136,6 +136,7 @@ def write_egs_ratio(root: Path) -> Path:
                 run.append_row({
                     **base, **_map_row(avg), "status": "ok", "error": None,
                     "train_time_s": round(100 + 300 * ratio + rng.normal(0, 3), 2),
+                    "train_cpu_s": round(90 + 280 * ratio + rng.normal(0, 3), 2),
                     "step_time_ms": round(50 + 150 * ratio + rng.normal(0, 1), 2),
                     "peak_mem_mib": round(900 + rng.normal(0, 20), 1),
                     "step_mem_mib": round(20 + 400 * ratio + rng.normal(0, 1), 2),

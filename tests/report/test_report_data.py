@@ -100,7 +100,7 @@ def test_sampling_ratio_table_equals_records(report: ReportResult, runs: dict[st
 def test_egs_figure_and_table_equal_records(report: ReportResult, runs: dict[str, Path]) -> None:
     data = report.plots["egs_ratios"].data.set_index(["egs_strategy", "egs_ratio"])
     cells = standing_cells(raw_rows(runs["egs"]))
-    for col in ("map_avg_pct", "train_time_s", "step_mem_mib", "step_time_ms"):
+    for col in ("map_avg_pct", "train_time_s", "train_cpu_s", "step_mem_mib", "step_time_ms"):
         for (strategy, ratio), values in _by(cells, ("egs_strategy", "egs_ratio"), col).items():
             assert data.loc[(strategy, ratio), f"{col}_mean"] == pytest.approx(
                 statistics.fmean(values), abs=1e-9
@@ -117,7 +117,9 @@ def test_egs_figure_and_table_equal_records(report: ReportResult, runs: dict[str
     )
     # the memory panel is the per-step peak, and the DPS figure and the learning curves keep
     # their own rows
-    assert report.plots["egs_ratios"].figure.axes[2].get_ylabel().startswith("peak memory of one")
+    axes = report.plots["egs_ratios"].figure.axes
+    assert axes[1].get_ylabel() == "training CPU time (s)"
+    assert axes[2].get_ylabel().startswith("peak memory of one")
     assert "egs_ratio" not in report.plots["sampling_ratios"].data.columns
     assert (report.plots["learning_curves"].data["model"] == "etad").sum() == 8
 
