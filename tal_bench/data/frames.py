@@ -377,6 +377,13 @@ def render_synthetic_clips(folder: Path, spec: ClipSpec, meta: FeatureMeta) -> d
     return info
 
 
+def _clip_spec(name: str, frames: Any, height: Any, width: Any) -> ClipSpec:
+    try:
+        return ClipSpec(int(frames), int(height), int(width)).check()
+    except ValueError as exc:
+        raise TalBenchError(f"dataset {name!r}: {exc}") from None
+
+
 def _synthetic_frames_factory(name: str, tiny: bool) -> Any:
     size = 16 if tiny else 32
     frame_opts = {"frames": 4, "height": size, "width": size, "stride": 32}
@@ -387,14 +394,10 @@ def _synthetic_frames_factory(name: str, tiny: bool) -> Any:
         params = synthetic.TINY_PARAMS if tiny else synthetic.SynthParams(scale=SYNTH_FRAMES_SCALE)
         base = {**dataclasses.asdict(params), **frame_opts}
         opts = _check_options(name, options, base)
-        spec = ClipSpec(opts.pop("frames"), opts.pop("height"), opts.pop("width"))
+        spec = _clip_spec(name, opts.pop("frames"), opts.pop("height"), opts.pop("width"))
         stride = int(opts.pop("stride"))
         meta = dataclasses.replace(SYNTH_SNIPPETS, feat_stride=stride, clip_len=stride,
                                    offset_frames=stride / 2)  # fmt: skip
-        try:
-            spec.check()
-        except ValueError as exc:
-            raise TalBenchError(f"dataset {name!r}: {exc}") from None
         if stride < spec.frames:
             raise TalBenchError(f"dataset {name!r}: stride ({stride}) must be >= frames")
         if root is None:
@@ -417,7 +420,7 @@ def _real_frames_factory(root: Path | None, **options: Any) -> FramesDataset:
     assert root is not None
     meta = FeatureMeta(float(opts["fps"]), int(opts["stride"]), int(opts["clip_len"]),
                        int(opts["clip_len"]) / 2, 0)  # fmt: skip
-    spec = ClipSpec(int(opts["frames"]), int(opts["height"]), int(opts["width"]))
+    spec = _clip_spec("frames", opts["frames"], opts["height"], opts["width"])
     ann_path = root / opts["annotations"]
     if not ann_path.is_file():
         raise TalBenchError(f"annotation file {ann_path} does not exist; set its path")

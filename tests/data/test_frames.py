@@ -146,3 +146,27 @@ def test_a_frames_dataset_needs_a_video_encoder(
     cfg = resolve_run_config("dummy", "cpu", [f"data.dataset={TINY}"])
     with pytest.raises(TalBenchError, match="needs a video encoder"):
         train_and_evaluate(cfg, progress=False)
+
+
+def test_real_frames_root_opens_as_a_dataset(tmp_path: Path) -> None:
+    from tal_bench.data.annotations import write_actionformer_json
+    from tal_bench.types import Annotations, VideoRecord
+
+    _write_frames(tmp_path / "frames" / "vid", 40)
+    rec = VideoRecord("vid", "val", "Validation", 40 / 30.0, 30.0, np.array([[0.3, 0.9]]), ["A"])
+    write_actionformer_json(Annotations({"vid": rec}, ["A"], "actionformer"),
+                            tmp_path / "annotations" / "thumos14.json")  # fmt: skip
+    with pytest.raises(TalBenchError, match=">= 8 x 8 pixels"):
+        create_dataset("frames", str(tmp_path), height=6)
+    ds = create_dataset("frames", str(tmp_path), stride=8, clip_len=8, frames=2, height=8,
+                        width=10)  # fmt: skip
+    assert isinstance(ds.clips, FrameFolderSource) and ds.features is None
+    assert ds.validate("val")["feature_steps"] == 5
+    item = build_items(ds, DataConfig(dataset="frames", window=8, window_stride=8), "val",
+                       ["vid"], train=False)[0]  # fmt: skip
+    assert item["frames"].shape == (8, 3, 2, 8, 10) and int(item["mask"].sum()) == 5
+    assert int(item["frames"][1, 0, 0, 0, 0]) == 8 + 2  # snippet 1, frame 0 = frame 10
+    with pytest.raises(TalBenchError, match="eval.classifier"):
+        ds.load_features("vid")
+    with pytest.raises(TalBenchError, match="neither videos/"):
+        create_dataset("frames", str(tmp_path / "annotations"), annotations="thumos14.json")
