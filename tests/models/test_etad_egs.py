@@ -143,3 +143,11 @@ def test_egs_training_runs_through_the_pipeline(tiny_frames, monkeypatch) -> Non
     assert summary["train_cpu_s"] > 0
     assert 0.0 <= summary["map_avg_pct"] <= 100.0 and summary["num_test_videos"] == 13
     assert list(Path(cache, "encoders").glob("tsm-*.pt"))  # pretrained on first use
+
+
+def test_profile_refuses_encoder_models() -> None:
+    from tal_bench.pipelines.profile import ProfileOptions, build_model
+    from tal_bench.pipelines.resolve import resolve_run_config
+
+    with pytest.raises(TalBenchError, match="bench_egs"):
+        build_model(ProfileOptions(), resolve_run_config("etad", "egs"))
