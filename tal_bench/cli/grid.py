@@ -286,7 +286,8 @@ def sampling_ratio(
     samples detector proposals (Fig. 4); --kind egs samples the snippets whose gradients reach
     the video encoder (Fig. 5), with ratio 0 the frozen encoder (pre-extracted features).
     Ratios where the strategy cannot matter (1.0; egs 0) are trained once per seed and shared
-    by the strategies. The egs defaults (preset egs, 1 seed) run in about 20 minutes on 2 cores.
+    by the strategies. The egs defaults (preset egs, 1 seed) take ~580 s of CPU: about 6
+    minutes on 2 idle cores.
 
     Example: talbench sampling-ratio --kind egs --ratios 0,0.1,0.3,1.0 --strategies random,grid
     """

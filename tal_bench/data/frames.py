@@ -319,7 +319,7 @@ class FramesDataset(TalDataset):
 
 # ---------------------------------------------------------------- the embedded dataset -------
 
-SYNTH_FRAMES_SCALE = 0.25  # 50 train / 53 test videos: the EGS grid fits 20 min on 2 cores
+SYNTH_FRAMES_SCALE = 0.25  # 50 train / 53 test videos: the EGS grid takes ~6 min on 2 cores
 SYNTH_SNIPPETS = FeatureMeta(fps=30.0, feat_stride=32, clip_len=32, offset_frames=16.0)
 
 
