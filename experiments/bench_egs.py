@@ -75,7 +75,7 @@ def worker(args: argparse.Namespace) -> dict:
         "encoder": {**enc, "pretrained": "none"}}, "train": {"device": args.device}})  # fmt: skip
     device = torch.device(args.device)
     model = create_model("etad", cfg.model, 0, 1).to(device).train()
-    opt = make_optimizer(model.param_groups(), cfg.train)
+    opt = make_optimizer(model.optimizer_groups(), cfg.train)
     items = _batch(args)
     cuda = device.type == "cuda"
 

@@ -1,16 +1,17 @@
-"""Time the vectorised evaluator against the plain per-prediction loop on a THUMOS-sized case.
+"""Time the evaluator against the plain per-prediction loop on a THUMOS-sized case.
 
 The case is deterministic: the real THUMOS'14 test GT (ActionFormer's thumos14.json, 212 videos,
 3358 instances) and, per video, 2 jittered copies of every GT instance (10 % with a wrong label)
 plus random false positives up to 200 predictions, all with continuous random scores
-(about 43,000 predictions). The loop and the vectorised evaluator run in the same process on
-the same input, the latter both per call (``evaluate_detections``) and against ground truth
-prepared once (``prepare_ground_truth(...).evaluate``); the script checks that every per-class AP
-agrees to 1e-12 and prints the times and ratios.
+(about 43,000 predictions, built from names as a prediction file would give them). The loop and
+the evaluator run in the same process on the same ``Detections``, the latter both per call
+(``evaluate_detections``) and against ground truth prepared once
+(``prepare_ground_truth(...).evaluate``); the script checks that every per-class AP agrees to
+1e-12 and prints the times and ratios.
 
 The machine's own speed drifts by 10-20 % over seconds on shared VMs, so they are timed in
-``--pairs`` interleaved rounds: one plain-loop call, then ``--repeats`` calls of each vectorised
-path right after it; each round gives a ratio (loop time / median vectorised time) per path and
+``--pairs`` interleaved rounds: one plain-loop call, then ``--repeats`` calls of each evaluator
+path right after it; each round gives a ratio (loop time / median evaluator time) per path and
 the script reports the median ratio and the range over the rounds.
 
 Run:  python experiments/bench_evaluator.py [--repeats 20] [--pairs 5] [--seed 0] [--json]
@@ -101,8 +102,8 @@ def time_call(fn, repeats: int, warm: bool = True) -> tuple[list[float], list[fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=20, help="timed vectorised calls per pair")
-    parser.add_argument("--pairs", type=int, default=5, help="interleaved (loop, vectorised) pairs")
+    parser.add_argument("--repeats", type=int, default=20, help="timed evaluator calls per pair")
+    parser.add_argument("--pairs", type=int, default=5, help="interleaved (loop, evaluator) pairs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args()
@@ -186,22 +187,22 @@ def _print_summary(summary: dict, args: argparse.Namespace) -> None:
     for i, p in enumerate(summary["pairs"]):
         loop, cold, warm = p["loop_wall_s"], p["fast_wall_s_median"], p["prepared_wall_s_median"]
         print(
-            f"pair {i}: plain loop {loop:.3f} s | vectorised {cold * 1e3:.2f} ms "
+            f"pair {i}: plain loop {loop:.3f} s | evaluator {cold * 1e3:.2f} ms "
             f"({loop / cold:.0f}x) | on prepared GT {warm * 1e3:.2f} ms ({loop / warm:.0f}x)"
         )
-    for label, key in (("vectorised", "speedup_wall"), ("on prepared GT", "speedup_prepared_wall")):
+    for label, key in (("per call", "speedup_wall"), ("on prepared GT", "speedup_prepared_wall")):
         lo, hi = summary[f"{key}_range"]
         print(
             f"wall speed-up, {label}: median {summary[f'{key}_median']:.0f}x over {args.pairs} "
             f"pairs (range {lo:.0f}-{hi:.0f}x)"
         )
     print(
-        f"loop median {summary['loop_wall_s_median']:.3f} s; vectorised "
+        f"loop median {summary['loop_wall_s_median']:.3f} s; evaluator "
         f"{summary['fast_wall_s_median'] * 1e3:.2f} ms, of which preparing the GT "
         f"{summary['prepare_wall_s_median'] * 1e3:.2f} ms; on prepared GT "
         f"{summary['prepared_wall_s_median'] * 1e3:.2f} ms (medians of {args.repeats} per pair)"
     )
-    print(f"cpu-time speed-up, vectorised: median {summary['speedup_cpu_median']:.0f}x")
+    print(f"cpu-time speed-up, per call: median {summary['speedup_cpu_median']:.0f}x")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        # TOML has no null: a preset writes "none" for an optional number (no clipping)
+        if type(None) in args and str not in args and str(value).lower() == "none":
+            return None
         errors = []
         for arg in args:
             if arg is type(None):
@@ -87,6 +90,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
+        if value is None:  # --set parses none as null; a text field takes it as the word
+            return "none"
         raise TalBenchError(f"{where}: expected a string, got {value!r}")
     return value
 
@@ -160,6 +165,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise TalBenchError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise TalBenchError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:  # a folder, no permission, an I/O error
+        raise TalBenchError(f"cannot read config file {path} ({exc.strerror or exc})") from None
 
 
 def config_hash(data: Any, length: int = 12) -> str:
@@ -175,26 +182,51 @@ def config_hash(data: Any, length: int = 12) -> str:
 # --------------------------------------------------------------------------------------
 
 
+AUTO = "auto"  # a config value meaning "the dataset's" / "the detector's", resolved per run
+
+
 @dataclasses.dataclass
 class DataConfig:
-    dataset: str = "synthetic-thumos14"  # registered dataset name
+    # registered dataset name, or a folder in ActionFormer's layout (tal_bench.data.folder)
+    dataset: str = "synthetic-thumos14"
     root: str | None = None  # dataset directory; None = the dataset's default / cache
-    mode: str = "window"  # "window" (THUMOS sliding windows) | "resize" (ANet) | "full"
+    # feature geometry; None = the dataset's (a folder's dataset.toml, a registered default)
+    fps: float | None = None  # frames per second (a video's own fps in the annotations wins)
+    feat_stride: int | None = None  # frames between consecutive features
+    clip_len: int | None = None  # frames per feature clip
+    # "auto" = the dataset's protocol: "resize" for ActivityNet-style datasets, else the
+    # detector's native choice ("window" sliding windows or "full" whole videos); or name one
+    mode: str = AUTO
     window: int = 128  # window length in feature steps ("window" mode)
     window_stride: int = 64  # window stride in feature steps (overlap 0.5 at 128)
+    test_window_stride: int | None = None  # stride of evaluation windows; None = window_stride
+    window_min_inside: float = 0.9  # a GT segment is kept in a window when this much is inside
     resize_len: int = 128  # fixed length ("resize" mode)
     max_len: int = 2304  # random truncation length in feature steps ("full" mode)
     downsample: int = 1  # keep every k-th feature step (ActionFormer's downsample_rate)
-    train_subset: str = "val"  # THUMOS trains on the validation videos
-    test_subset: str = "test"
+    train_subset: str = AUTO  # "auto" = the dataset's (THUMOS trains on "val", ANet on "train")
+    test_subset: str = AUTO  # "auto" = the dataset's (THUMOS "test", ANet "val")
     fraction: float = 100.0  # percent of training videos (1-100)
     slice: int = 0  # which random draw of that fraction
+    # how the fraction is drawn (tal_bench.data.fractions): "uniform" (the study's: uniform,
+    # re-drawn until every class appears) | "stratified" (each class's share kept)
+    draw: str = "uniform"
+    nested: bool = False  # True: the p % draw holds every smaller draw of the same slice
     num_workers: int = 0  # DataLoader workers
+
+    def stride(self, train: bool) -> int:
+        """Window stride of training (``window_stride``) or evaluation items."""
+        if train or self.test_window_stride is None:
+            return self.window_stride
+        return self.test_window_stride
 
 
 @dataclasses.dataclass
 class TrainConfig:
     epochs: int = 8
+    # "epochs": train `epochs` passes over the drawn videos (the study's); "steps": train as many
+    # optimizer steps as `epochs` passes over all training videos take, schedule included
+    budget: str = "epochs"
     batch_size: int = 16
     optimizer: str = "adam"  # "adam" | "adamw" | "sgd"
     lr: float = 1e-4
@@ -216,12 +248,20 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class EvalConfig:
-    tiou: str = "thumos"  # "thumos" | "anet" | comma list of thresholds
+    tiou: str = AUTO  # "auto" = the dataset's | "thumos" | "anet" | comma list of thresholds
     dedup: bool = False  # ActionFormer GT de-duplication
-    classifier: str = "auto"  # "auto" (internal if needed) | "internal" | path to score file
-    top_k_classes: int = 2  # classes fused per proposal (ETAD/BMN: top-2)
-    max_dets_per_video: int = 200
-    nms_sigma: float = 0.3  # Gaussian soft-NMS sigma for the video-level merge
+    # video-level classifier of class-agnostic detectors: "internal" | path to a score file;
+    # "none" for class-aware ones; "auto" = "internal" or "none" as the detector needs
+    classifier: str = AUTO
+    # videos the internal classifier trains on: "fraction" (the detector's draw) | "all" (every
+    # training video: fixed external scores, as the ETAD paper's)
+    classifier_data: str = "fraction"
+    # The fields below default to the detector's declaration (ModelSpec.post); see
+    # tal_bench.postprocess. None / "auto" / {} = "the detector's".
+    top_k_classes: int | None = None  # classes fused per proposal (ETAD/BMN: top-2)
+    max_dets_per_video: int | None = None  # cap per video after merging and fusion
+    window_merge: str = AUTO  # rule merging a video's windows (window mode only); "none"
+    merge_params: dict[str, Any] = dataclasses.field(default_factory=dict)  # that rule's
 
 
 @dataclasses.dataclass

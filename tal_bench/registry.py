@@ -24,6 +24,17 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._loader: Callable[[], None] | None = None  # run once before the first lookup
+        self.load_errors: dict[str, str] = {}  # name -> why an outside entry failed to load
+
+    def set_loader(self, loader: Callable[[], None]) -> None:
+        """Run ``loader`` (e.g. entry-point discovery) once, before the first lookup."""
+        self._loader = loader
+
+    def _load(self) -> None:
+        loader, self._loader = self._loader, None
+        if loader is not None:
+            loader()
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name`` (lower_snake or kebab-case)."""
@@ -38,8 +49,11 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """Return the entry for ``name`` or raise a TalBenchError listing what exists."""
+        self._load()
         if name in self._entries:
             return self._entries[name]
+        if name in self.load_errors:
+            raise TalBenchError(self.load_errors[name])
         close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise TalBenchError(
@@ -48,9 +62,11 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         """Sorted registered names."""
+        self._load()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:

@@ -10,10 +10,12 @@ Time conventions (one for the whole project):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NotRequired, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch only in annotations: `talbench evaluate` and `--help` start fast
+    import torch
 
 
 @dataclass
@@ -78,13 +80,30 @@ class ItemDetections:
 
 @dataclass
 class Detections:
-    """Detections over a whole dataset in seconds: what the evaluator scores."""
+    """Detections over a whole dataset in seconds: what the evaluator scores.
 
-    video_ids: np.ndarray  # (M,) str
+    Rows carry integer indices into the two name lists; names appear only in files.
+    """
+
+    video_idx: np.ndarray  # (M,) int64 index into ``video_ids``
     t_start_s: np.ndarray  # (M,) float64
     t_end_s: np.ndarray  # (M,) float64
-    labels: np.ndarray  # (M,) str class names
+    label_idx: np.ndarray  # (M,) int64 index into ``classes``; -1 = class-agnostic proposal
     scores: np.ndarray  # (M,) float64
+    video_ids: list[str]  # (V,) video names
+    classes: list[str]  # (C,) class names
 
     def __len__(self) -> int:
         return len(self.scores)
+
+    def take(self, rows: np.ndarray) -> Detections:
+        """The detections ``rows`` (M',) int indices, with the same name lists."""
+        return Detections(
+            self.video_idx[rows],
+            self.t_start_s[rows],
+            self.t_end_s[rows],
+            self.label_idx[rows],
+            self.scores[rows],
+            self.video_ids,
+            self.classes,
+        )

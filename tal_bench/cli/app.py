@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from collections.abc import Callable
@@ -40,6 +41,33 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def reflow(doc: str) -> str:
+    """A docstring as terminal help: paragraphs kept, the line breaks inside each removed.
+
+    Source lines stop at 100 columns; rich wraps help to the terminal, but only the first
+    paragraph's own line breaks are removed by Typer, so later paragraphs came out ragged at 80
+    columns (a hard break, then rich's break a few words later).
+    """
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs if p.strip())
+
+
+def tidy_help(group: typer.Typer) -> None:
+    """Reflow the help of every command of ``group`` and its sub-groups; the first paragraph
+    (one sentence) is the short help listed by ``talbench --help``."""
+    for info in group.registered_commands:
+        doc = info.help if isinstance(info.help, str) else inspect.getdoc(info.callback) or ""
+        info.help = reflow(doc)
+        info.short_help = info.help.split("\n\n")[0]
+    for sub in group.registered_groups:
+        tidy_help(sub.typer_instance)
+
+
+def print_note(line: str) -> None:
+    """One yellow ``note:`` line on stderr (something the user should know, not an error)."""
+    console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True)
 
 
 def emit_json(summary: Any) -> None:

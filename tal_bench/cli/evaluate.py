@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from tal_bench.cli.app import app, console, emit_json, user_errors
-from tal_bench.data.annotations import load_annotations
-from tal_bench.evaluation import EvalResult, evaluate_detections, load_predictions, tiou_preset
-from tal_bench.evaluation.map import threshold_keys
+
+if TYPE_CHECKING:  # the command imports them: every --help starts without numpy
+    import numpy as np
+
+    from tal_bench.evaluation import EvalResult
 
 
 @app.command("evaluate")
@@ -53,15 +55,36 @@ def evaluate_command(
     Predictions on videos outside the subset are false positives, as in the official code.
     Predicted labels without GT in the subset are dropped and counted.
 
-    Example: talbench evaluate --gt thumos14.json --pred preds.json --subset test --json
+    Example: talbench evaluate --gt thumos14.json --pred preds.json --json
     """
+    from tal_bench.data.annotations import load_annotations
+    from tal_bench.evaluation import evaluate_detections, load_predictions, tiou_preset
+
     thresholds = tiou_preset(tiou)
     ann = load_annotations(gt)
     dets = load_predictions(pred, classes=ann.classes, keep_zero_length=keep_zero_length)
     result = evaluate_detections(ann, subset, dets, thresholds, dedup=dedup)
     _print_result(result, per_class)
     if json_out:
-        emit_json(result.summary())
+        emit_json(summary(result))
+
+
+def threshold_keys(thresholds: np.ndarray) -> list[str]:
+    """Short unique labels for thresholds: 0.39999999999999997 -> "0.4"."""
+    keys = [f"{float(t):.10g}" for t in thresholds]
+    return keys if len(set(keys)) == len(keys) else [repr(float(t)) for t in thresholds]
+
+
+def summary(result: EvalResult) -> dict[str, Any]:
+    """JSON-able summary; mAP keys are the thresholds written shortly ("0.3", "0.4")."""
+    keys = threshold_keys(result.tiou_thresholds)
+    out: dict[str, Any] = {"mAP": dict(zip(keys, result.ap.mean(axis=1).tolist(), strict=True))}
+    out |= {k: v for k, v in vars(result).items() if k not in ("tiou_thresholds", "mAP", "ap")}
+    return out | {
+        "tiou_thresholds": result.tiou_thresholds.tolist(),
+        "num_classes": len(result.classes),
+        "ap_per_class": {c: result.ap[:, i].tolist() for i, c in enumerate(result.classes)},
+    }
 
 
 def _print_result(result: EvalResult, per_class: bool) -> None:

@@ -6,26 +6,20 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from tal_bench.cli.app import app, console, emit_json, user_errors
+from tal_bench.cli.app import app, console, emit_json, print_note, user_errors
 from tal_bench.config import parse_value
 from tal_bench.errors import TalBenchError
+from tal_bench.pipelines.checks import check_grid
 from tal_bench.pipelines.data_scaling import (
     DEFAULT_FRACTIONS,
     DEFAULT_SLICES,
+    Protocol,
     build_data_scaling,
     run_data_scaling,
 )
+from tal_bench.pipelines.executors import check_executor_options
 from tal_bench.pipelines.grid import Cell, ExecOptions
 from tal_bench.pipelines.sampling_ratio import (
     DEFAULT_STRATEGIES,
@@ -36,7 +30,11 @@ from tal_bench.pipelines.sampling_ratio import (
 # Options shared by both grids.
 Model = Annotated[str, typer.Option(help="Registered model (talbench ls models).")]
 Dataset = Annotated[
-    str | None, typer.Option(help="Registered dataset; default: the preset's (synthetic-thumos14).")
+    str | None,
+    typer.Option(
+        help="Registered dataset or a folder in ActionFormer's layout (talbench datasets check "
+        "DIR); default: the preset's (synthetic-thumos14)."
+    ),
 ]
 Preset = Annotated[str, typer.Option(help="Preset of the model (cpu, paper...).")]
 Sets = Annotated[
@@ -101,6 +99,7 @@ def _exec_options(
         params[key.strip()] = parse_value(raw)
     if threads < 1:
         raise TalBenchError(f"--threads must be >= 1, got {threads}")
+    check_executor_options(executor, jobs, timeout_s, slurm_cluster)  # before the data checks
     return ExecOptions(executor, jobs, threads, timeout_s, ray_address, slurm_cluster, params)
 
 
@@ -108,6 +107,16 @@ class RichReporter:
     """A bar over the grid plus one row per running cell (elapsed time), on stderr."""
 
     def __init__(self, title: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         self.title = title
         self.progress = Progress(
             SpinnerColumn(),
@@ -199,6 +208,34 @@ def data_scaling(
         ),
     ] = DEFAULT_FRACTIONS,  # fmt: skip
     slices: Annotated[int, typer.Option(help="Random draws per fraction.")] = DEFAULT_SLICES,
+    budget: Annotated[
+        str,
+        typer.Option(
+            help="epochs: train.epochs passes over the drawn videos (the study's); "
+            "steps: as many optimizer steps as train.epochs passes over all videos."
+        ),
+    ] = "epochs",
+    draw: Annotated[
+        str,
+        typer.Option(
+            help="uniform: re-drawn until every class appears (the study's); "
+            "stratified: every class keeps its share of the videos."
+        ),
+    ] = "uniform",
+    nested: Annotated[
+        bool,
+        typer.Option(
+            "--nested/--independent",
+            help="Nested draws: the p % draw holds every smaller one of its slice.",
+        ),
+    ] = False,
+    classifier_data: Annotated[
+        str,
+        typer.Option(
+            help="Class-agnostic detectors (ETAD): train the video-level classifier "
+            "on the drawn fraction (default) or on all training videos (all)."
+        ),
+    ] = "fraction",
     dataset: Dataset = None,
     preset: Preset = "cpu",
     set_: Sets = None,
@@ -214,19 +251,25 @@ def data_scaling(
     slurm_param: SlurmParams = None,
     json_out: Json = False,
 ) -> None:
-    """Learning curve: train on p % of the training videos (t random slices per p), evaluate
-    on the full test set, and report mAP mean ± std per p. Slice k trains with seed + k.
-    Interrupted grids resume with the same command and --out. The defaults (12 fractions x
-    2 slices, 2 jobs x 1 thread) fit the embedded dataset in about 8 minutes on 2 cores; the
-    study used 5 slices (--slices 5).
+    """Learning curve: mAP against the share of training videos, resumable.
 
-    Example: talbench data-scaling --model etad --fractions 1..100 --slices 5 --json
+    Trains on p % of the training videos (t random slices per p), evaluates on the full test
+    set and reports mAP mean ± std per p. Slice k trains with seed + k. Interrupted grids
+    resume with the same command and --out. The defaults (12 fractions x 2 slices, 2 jobs x 1
+    thread) fit the embedded dataset in about 8 minutes on 2 cores; the study used 5 slices.
+    --budget, --draw, --nested and --classifier-data change the protocol (defaults: the
+    study's); they are part of each cell's run key.
+
+    Example: talbench data-scaling --model etad --fractions 1..100 --slices 5
     """
     opts = _exec_options(
         executor, jobs, threads, timeout_s, ray_address, slurm_cluster, slurm_partition,
         slurm_param or [],
     )  # fmt: skip
-    spec = build_data_scaling(model, fractions, slices, dataset, preset, set_ or [], seed, threads)
+    protocol = Protocol(budget, draw, nested, classifier_data)
+    spec = build_data_scaling(model, fractions, slices, dataset, preset, set_ or [], seed, threads,
+                              protocol)  # fmt: skip
+    check_grid(spec.cells, out, print_note)
     reporter = RichReporter(f"data-scaling {model}")
     summary = run_data_scaling(spec, opts, out, reporter)
     metrics = [
@@ -281,13 +324,14 @@ def sampling_ratio(
     slurm_param: SlurmParams = None,
     json_out: Json = False,
 ) -> None:
-    """ETAD's sampling studies: train with sampling ratio r and strategy s (seeds seed,
-    seed+1, ...) and report mAP, training time, step time and memory per (s, r). --kind dps
-    samples detector proposals (Fig. 4); --kind egs samples the snippets whose gradients reach
-    the video encoder (Fig. 5), with ratio 0 the frozen encoder (pre-extracted features).
+    """ETAD's sampling studies: mAP, time and memory against the sampling ratio.
+
+    Trains with sampling ratio r and strategy s (seeds seed, seed+1, ...) and reports mAP,
+    training time, step time and memory per (s, r). --kind dps samples detector proposals
+    (Fig. 4); --kind egs samples the snippets whose gradients reach the video encoder (Fig. 5;
+    preset egs, frames dataset), ratio 0 being the frozen encoder (pre-extracted features).
     Ratios where the strategy cannot matter (1.0; egs 0) are trained once per seed and shared
-    by the strategies. The egs defaults (preset egs, 1 seed) take ~580 s of CPU: about 6
-    minutes on 2 idle cores.
+    by the strategies. The egs defaults (1 seed) take ~580 s of CPU: ~6 min on 2 idle cores.
 
     Example: talbench sampling-ratio --kind egs --ratios 0,0.1,0.3,1.0 --strategies random,grid
     """
@@ -298,6 +342,7 @@ def sampling_ratio(
     spec = build_sampling_ratio(
         model, kind, ratios, strategies, seeds, dataset, preset, set_ or [], seed, threads
     )
+    check_grid(spec.cells, out, print_note)
     summary = run_sampling_ratio(spec, opts, out, RichReporter(f"sampling-ratio {kind} {model}"))
     memory = (
         ("step_mem_mib", "step peak MiB", 1) if kind == "egs" else ("peak_mem_mib", "peak MiB", 0)

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from tal_bench.cli.app import app, console, emit_json, user_errors
 from tal_bench.errors import TalBenchError
-from tal_bench.pipelines.profile import ProfileOptions, parse_lengths, run_profile
 
 
 class Mode(StrEnum):
@@ -114,6 +113,10 @@ def profile(
     isolate: Annotated[
         bool, typer.Option(help="Profile each length in a fresh process (clean peak RSS).")
     ] = False,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="--mode train only: registered dataset or folder (default: preset's)."),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Config override KEY=VALUE, e.g. model.max_duration=64."),
@@ -123,18 +126,25 @@ def profile(
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object per row.")] = False,
 ) -> None:
-    """Profile a detector on random [B, C, L] features: MACs (FlopCounterMode + fvcore, with the
-    ops each counted as zero), latency (median/IQR/cold; dense network and post-processing
-    apart), peak memory, CPU/GPU utilisation timeline and the fraction of the measured GEMM
-    peak. --mode train profiles a real training run on the embedded dataset instead.
+    """Profile a detector's MACs, latency, memory and utilisation against input length.
 
-    Example: talbench profile --model etad --preset cpu --lengths 100..30000 --rounds 3 --json
+    Inputs are random [B, C, L] features. MACs come from FlopCounterMode and fvcore (with the
+    ops each counts as zero); latency is the median, IQR and cold call, with the dense network
+    and the post-processing apart; then peak memory, the CPU/GPU utilisation timeline and the
+    fraction of the measured GEMM peak. --mode train profiles a real training run instead.
+
+    Example: talbench profile --model etad --lengths 100..30000 --rounds 3
     """
+    from tal_bench.pipelines.profile import ProfileOptions, parse_lengths, run_profile
+
     if length is not None and lengths is not None:
         raise TalBenchError("give --length or --lengths, not both")
+    if dataset is not None and mode is not Mode.train:
+        raise TalBenchError("--dataset applies to --mode train; --mode infer uses random inputs")
     grid = [length] if length is not None else parse_lengths(lengths or "30000")
+    overrides = [*(set_ or []), *([f"data.dataset={dataset}"] if dataset else [])]
     opts = ProfileOptions(
-        model=model, preset=preset, overrides=list(set_ or []), lengths=grid,
+        model=model, preset=preset, overrides=overrides, lengths=grid,
         input_dim=input_dim, batch=batch, device=device, threads=threads, mode=mode.value,
         interval_s=interval, rounds=rounds, warmup=warmup, window_batch=window_batch,
         seed=seed, fvcore=fvcore, breakdown=breakdown.value, isolate=isolate,

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from tal_bench.cli.app import app, console, emit_json, user_errors
-from tal_bench.pipelines.report import build_report, parse_formats
 
 
 @app.command("report")
@@ -31,11 +30,15 @@ def report(
     ] = "map_avg_pct",
     json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Draw the study's and ETAD's figures and tables from data-scaling, sampling-ratio, fit,
-    profile and train runs; write PNG/SVG files, report.html (self-contained) and report.md.
+    """Draw the figures and tables of recorded runs into one report.
 
-    Example: talbench report runs/data-scaling runs/profile --out report --format png,svg --json
+    Reads data-scaling, sampling-ratio, fit, profile and train runs and writes the study's and
+    ETAD's figures (PNG/SVG), tables, report.html (self-contained) and report.md.
+
+    Example: talbench report runs/ --out report --format png,svg
     """
+    from tal_bench.pipelines.report import build_report, parse_formats
+
     paths = list(results) if results else [Path("runs")]
     result = build_report(paths, out, parse_formats(format_), metric)
     summary = result.summary

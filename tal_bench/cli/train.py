@@ -8,10 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tal_bench.cli.app import app, console, emit_json, user_errors
+from tal_bench.cli.app import app, console, emit_json, print_note, user_errors
 from tal_bench.config import merge, overrides_to_dict
-from tal_bench.pipelines.resolve import resolve_run_config
-from tal_bench.pipelines.train import run_train
 
 
 def cli_overrides(sets: list[str] | None, named: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +49,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def train(
     model: Annotated[str, typer.Option(help="Registered detector (talbench ls models).")],
     dataset: Annotated[
-        str | None, typer.Option(help="Registered dataset (talbench ls datasets).")
+        str | None,
+        typer.Option(
+            help="Registered dataset (talbench ls datasets), or a folder in ActionFormer's "
+            "layout with a dataset.toml (talbench datasets check DIR)."
+        ),
     ] = None,
     preset: Annotated[str, typer.Option(help="Preset table of presets/<model>.toml.")] = "cpu",
     fraction: Annotated[
@@ -75,8 +77,14 @@ def train(
 ) -> None:
     """Train a detector, evaluate it on the full test subset and write a run record.
 
-    Example: talbench train --model etad --dataset synthetic-thumos14 --fraction 50 --json
+    Options, config, dataset and feature files are checked before anything is written; a
+    failure during training leaves the record with status failed.
+
+    Example: talbench train --model etad --fraction 50 --dataset data/synth
     """
+    from tal_bench.pipelines.resolve import resolve_run_config
+    from tal_bench.pipelines.train import run_train
+
     named = {
         "data.dataset": dataset,
         "data.fraction": fraction,
@@ -86,7 +94,7 @@ def train(
         "train.threads": threads,
     }
     cfg = resolve_run_config(model, preset, cli_overrides(set_, named))
-    summary = run_train(cfg, out, progress=progress and not json_)
+    summary = run_train(cfg, out, progress=progress and not json_, note=print_note)
     if json_:
         emit_json(summary)
     else:

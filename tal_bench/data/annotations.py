@@ -94,6 +94,8 @@ def read_json(path: Path, what: str) -> Any:
         ) from None
     except UnicodeDecodeError:
         raise TalBenchError(f"{what} {path} is not UTF-8 text; is it a JSON file?") from None
+    except OSError as exc:  # a folder, no permission, an I/O error
+        raise TalBenchError(f"cannot read {what} {path} ({exc.strerror or exc})") from None
 
 
 def parse_annotations(data: Any, path: str | None = None) -> Annotations:

@@ -7,17 +7,20 @@ THUMOS-14 I3D features in (one ``<video_id>.npy`` per video). Feature i is the c
 ``tal_bench.data.items`` turns that into each item's ``t0_s`` / ``step_s``.
 
 Shapes are checked cheaply (``np.load(mmap_mode="r")``, h5 dataset shapes); values are checked
-for NaN/inf when a feature range is actually loaded.
+for NaN/inf when a feature range is actually loaded. A file that cannot be read (truncated,
+corrupt, a pickle, not numbers) is one ``TalBenchError`` naming the file, never a traceback.
+``h5py`` and ``torch`` are imported only when an ``.h5`` / ``.pt`` file is read.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import h5py
 import numpy as np
-import torch
 
 from tal_bench.errors import TalBenchError
 
@@ -60,12 +63,47 @@ def _check_finite(arr: np.ndarray, where: str) -> None:
         )
 
 
-def _as_2d(arr: np.ndarray, where: str) -> np.ndarray:
-    if arr.ndim != 2:
+def _as_2d(arr: Any, where: str, nonempty: bool = True) -> Any:
+    """``arr`` if it is a (T, C) array of numbers (T, C >= 1 unless a slice: ``nonempty``
+    False), else a one-line TalBenchError."""
+    shape = tuple(arr.shape)
+    if len(shape) != 2 or (nonempty and min(shape) < 1):
         raise TalBenchError(
-            f"{where} has shape {tuple(arr.shape)}; expected a 2-D (T, C) feature array"
+            f"{where} has shape {shape}; expected a 2-D (T, C) feature array with T, C >= 1 "
+            "(one row per time step)"
         )
+    dtype = np.dtype(getattr(arr, "dtype", np.float32))
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise TalBenchError(f"{where} holds {dtype} values; expected float (T, C) features")
     return arr
+
+
+def _unreadable(path: Path, exc: BaseException, what: str = "feature file") -> TalBenchError:
+    reason = (str(exc).splitlines() or [""])[0] or type(exc).__name__
+    return TalBenchError(f"cannot read {what} {path} ({reason}); re-extract or replace it")
+
+
+def read_npy(path: str | Path, mmap: bool = True) -> np.ndarray:
+    """Open a ``.npy`` file (memory-mapped by default, never unpickling), errors as one line."""
+    path = Path(path)
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:  # truncated, corrupt, a pickle, a directory
+        raise _unreadable(path, exc) from None
+
+
+@contextlib.contextmanager
+def open_h5(path: str | Path) -> Iterator[Any]:
+    """``h5py.File(path, "r")``; a file that is not HDF5 is one line naming it."""
+    import h5py  # only .h5 features need it
+
+    path = Path(path)
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    with fh:
+        yield fh
 
 
 def load_feature_file(path: str | Path, video_id: str | None = None) -> np.ndarray:
@@ -81,13 +119,13 @@ def load_feature_file(path: str | Path, video_id: str | None = None) -> np.ndarr
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
+        arr = read_npy(path, mmap=False)
     elif suffix == ".pt":
         arr = _load_pt(path)
     elif suffix in (".h5", ".hdf5"):
         if video_id is None:
             raise TalBenchError(f"{path}: an .h5 feature file needs the video id of the dataset")
-        with h5py.File(path, "r") as fh:
+        with open_h5(path) as fh:
             if video_id not in fh:
                 raise TalBenchError(f"{path} has no dataset {video_id!r}")
             arr = np.asarray(fh[video_id][()])
@@ -95,17 +133,19 @@ def load_feature_file(path: str | Path, video_id: str | None = None) -> np.ndarr
         raise TalBenchError(
             f"unsupported feature file {path.name}; use one of {', '.join(FEATURE_SUFFIXES)}"
         )
-    arr = _as_2d(np.asarray(arr, dtype=np.float32), str(path))
+    arr = np.asarray(_as_2d(arr, str(path)), dtype=np.float32)
     _check_finite(arr, str(path))
     return arr
 
 
 def _load_pt(path: Path) -> np.ndarray:
     """A ``.pt`` file holding one tensor (never unpickles arbitrary objects)."""
+    import torch  # only .pt features need it
+
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt / unsafe files
-        raise TalBenchError(f"cannot read {path} as a tensor file: {exc}".splitlines()[0]) from None
+        raise _unreadable(path, exc, "tensor file") from None
     if isinstance(obj, torch.Tensor):
         return obj.detach().to(torch.float32).numpy()
     raise TalBenchError(f"{path} holds a {type(obj).__name__}; expected one (T, C) tensor")
@@ -143,7 +183,7 @@ class FeatureStore:
     def available(self) -> set[str]:
         """Video ids that have features in this store."""
         if self.kind == "h5":
-            with h5py.File(self.path, "r") as fh:
+            with open_h5(self.path) as fh:
                 return {k[len(self.prefix) :] for k in fh if k.startswith(self.prefix)}
         n = len(self.prefix)
         return {p.stem[n:] for p in self.path.glob(f"{self.prefix}*.{self.kind}")}
@@ -151,7 +191,7 @@ class FeatureStore:
     def has(self, video_id: str) -> bool:
         """Whether this store holds features for ``video_id``."""
         if self.kind == "h5":
-            with h5py.File(self.path, "r") as fh:
+            with open_h5(self.path) as fh:
                 return (self.prefix + video_id) in fh
         return self._file(video_id).is_file()
 
@@ -164,32 +204,72 @@ class FeatureStore:
         return self._shapes[video_id]
 
     def _read_shape(self, video_id: str) -> tuple[int, int]:
+        where = f"feature file {self.where(video_id)}"
         if self.kind == "h5":
-            with h5py.File(self.path, "r") as fh:
-                shape = fh[self.prefix + video_id].shape
+            with open_h5(self.path) as fh:
+                shape = _as_2d(fh[self.prefix + video_id], where).shape
         elif self.kind == "npy":
-            shape = np.load(self._file(video_id), mmap_mode="r", allow_pickle=False).shape
+            shape = _as_2d(read_npy(self._file(video_id)), where).shape
         else:
-            shape = _load_pt(self._file(video_id)).shape
-        if len(shape) != 2:
-            raise TalBenchError(
-                f"features of {video_id!r} have shape {tuple(shape)}; expected (T, C)"
-            )
+            shape = _as_2d(_load_pt(self._file(video_id)), where).shape
         return int(shape[0]), int(shape[1])
+
+    def where(self, video_id: str) -> str:
+        """The file (or ``file.h5:dataset``) holding ``video_id``'s features, for messages."""
+        if self.kind == "h5":
+            return f"{self.path}:{self.prefix}{video_id}"
+        return str(self._file(video_id))
 
     def load(self, video_id: str, start: int = 0, stop: int | None = None, step: int = 1):
         """Features ``[start:stop:step]`` of one video as a ``(T', C)`` float32 array."""
-        where = f"features of {video_id!r} ({self.path})"
+        where = f"feature file {self.where(video_id)}"
         if self.kind == "h5":
-            with h5py.File(self.path, "r") as fh:
+            with open_h5(self.path) as fh:
                 arr = np.asarray(fh[self.prefix + video_id][start:stop:step])
         elif self.kind == "npy":
-            full = np.load(self._file(video_id), mmap_mode="r", allow_pickle=False)
-            arr = np.asarray(full[start:stop:step])
+            arr = np.asarray(read_npy(self._file(video_id))[start:stop:step])
         else:
             arr = _load_pt(self._file(video_id))[start:stop:step]
-        arr = _as_2d(np.array(arr, dtype=np.float32, order="C"), where)  # a writable copy
+        arr = _as_2d(np.array(arr, dtype=np.float32, order="C"), where, nonempty=False)  # a copy
         _check_finite(arr, where)
+        return arr
+
+
+class ArrayStore:
+    """Per-video features held in memory (``{video_id: (T, C) array}``), with
+    :class:`FeatureStore`'s interface: the item builder then cuts in-memory features (the
+    profiler's random inputs) with the same code as files on disk.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.path = Path("<memory>")
+        self.kind = "memory"
+        self.arrays = {v: _as_2d(np.asarray(a), f"features of {v!r}") for v, a in arrays.items()}
+
+    def available(self) -> set[str]:
+        """Video ids that have features in this store."""
+        return set(self.arrays)
+
+    def where(self, video_id: str) -> str:
+        """How messages name ``video_id``'s features."""
+        return f"in-memory features of {video_id!r}"
+
+    def has(self, video_id: str) -> bool:
+        """Whether this store holds features for ``video_id``."""
+        return video_id in self.arrays
+
+    def shape(self, video_id: str) -> tuple[int, int]:
+        """``(T, C)`` of one video."""
+        if video_id not in self.arrays:
+            raise TalBenchError(f"no features for video {video_id!r} in memory")
+        rows, cols = self.arrays[video_id].shape
+        return int(rows), int(cols)
+
+    def load(self, video_id: str, start: int = 0, stop: int | None = None, step: int = 1):
+        """Features ``[start:stop:step]`` of one video as a ``(T', C)`` float32 array."""
+        self.shape(video_id)
+        arr = np.array(self.arrays[video_id][start:stop:step], dtype=np.float32, order="C")
+        _check_finite(arr, f"features of {video_id!r}")
         return arr
 
 

@@ -18,7 +18,7 @@ Registered datasets:
 
 * ``synthetic-thumos14-frames``: the embedded THUMOS-like dataset at a quarter scale (50 train
   / 53 test videos; ``scale`` option), rendered as 32 x 32 RGB clips of 4 frames per 1.07 s
-  snippet (32 frames at 30 fps; ``height``, ``width``, ``frames``, ``stride`` options) from
+  snippet (32 frames at 30 fps; ``height``, ``width``, ``frames``, ``feat_stride`` options) from
   the same signal its 64-d features come from (``tal_bench.data.synth_frames``). Generated into
   the cache on first use and reused, like the features. ``synthetic-thumos14-frames-tiny``:
   the tiny dataset's videos as 16 x 16 clips, for tests.
@@ -47,7 +47,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from tal_bench.data.annotations import load_annotations
-from tal_bench.data.datasets import DatasetSpec, TalDataset, _check_options
+from tal_bench.data.checks import check_segments
+from tal_bench.data.datasets import THUMOS_PROTOCOL, DatasetSpec, TalDataset, _check_options
 from tal_bench.data.features import FeatureMeta, FeatureStore
 from tal_bench.data.synth_frames import ClipSpec
 from tal_bench.errors import TalBenchError
@@ -253,7 +254,9 @@ class FramesDataset(TalDataset):
         meta: snippet geometry (``input_dim`` is set to 0: the items hold no feature vectors).
         spec: frames per clip and their size.
         features: pre-extracted features for the video-level classifier, if any.
-        default_mode: item mode (frames datasets support ``window`` and ``full``).
+
+    The protocol is THUMOS's (train on ``val``, test on ``test``, tIoU 0.3:0.1:0.7, items the
+    detector's native way; frames support ``window`` and ``full`` items, not ``resize``).
     """
 
     provides = "frames"
@@ -266,15 +269,15 @@ class FramesDataset(TalDataset):
         meta: FeatureMeta,
         spec: ClipSpec,
         features: FeatureStore | None = None,
-        default_mode: str = "window",
     ) -> None:
         self.name = name
+        self.notes = check_segments(annotations, annotations.path or name)
         self.annotations = annotations
         self.clips = clips
         self.store = clips  # dataset_info reads store.path
         self.features = features
         self.spec = spec.check()
-        self.default_mode = default_mode
+        self.protocol = THUMOS_PROTOCOL
         self.feature_meta = dataclasses.replace(meta, input_dim=0)
 
     def num_features(self, video_id: str) -> int:
@@ -386,7 +389,7 @@ def _clip_spec(name: str, frames: Any, height: Any, width: Any) -> ClipSpec:
 
 def _synthetic_frames_factory(name: str, tiny: bool) -> Any:
     size = 16 if tiny else 32
-    frame_opts = {"frames": 4, "height": size, "width": size, "stride": 32}
+    frame_opts = {"frames": 4, "height": size, "width": size, "feat_stride": 32}
 
     def factory(root: Path | None, **options: Any) -> FramesDataset:
         from tal_bench.data import synthetic
@@ -395,11 +398,11 @@ def _synthetic_frames_factory(name: str, tiny: bool) -> Any:
         base = {**dataclasses.asdict(params), **frame_opts}
         opts = _check_options(name, options, base)
         spec = _clip_spec(name, opts.pop("frames"), opts.pop("height"), opts.pop("width"))
-        stride = int(opts.pop("stride"))
+        stride = int(opts.pop("feat_stride"))  # snippet = clip: stride frames each
         meta = dataclasses.replace(SYNTH_SNIPPETS, feat_stride=stride, clip_len=stride,
                                    offset_frames=stride / 2)  # fmt: skip
         if stride < spec.frames:
-            raise TalBenchError(f"dataset {name!r}: stride ({stride}) must be >= frames")
+            raise TalBenchError(f"dataset {name!r}: feat_stride ({stride}) must be >= frames")
         if root is None:
             root = synthetic.ensure_synthetic(synthetic.SynthParams(**opts), name)
         elif not (root / "synth_meta.json").is_file():
@@ -414,11 +417,11 @@ def _synthetic_frames_factory(name: str, tiny: bool) -> Any:
 
 def _real_frames_factory(root: Path | None, **options: Any) -> FramesDataset:
     defaults = {"annotations": "annotations/thumos14.json", "videos": "videos", "frames": 4,
-                "frame_dir": "frames", "features": "features", "fps": 30.0, "stride": 16,
+                "frame_dir": "frames", "features": "features", "fps": 30.0, "feat_stride": 16,
                 "clip_len": 16, "height": 64, "width": 64}  # fmt: skip
     opts = _check_options("frames", options, defaults)
     assert root is not None
-    meta = FeatureMeta(float(opts["fps"]), int(opts["stride"]), int(opts["clip_len"]),
+    meta = FeatureMeta(float(opts["fps"]), int(opts["feat_stride"]), int(opts["clip_len"]),
                        int(opts["clip_len"]) / 2, 0)  # fmt: skip
     spec = _clip_spec("frames", opts["frames"], opts["height"], opts["width"])
     ann_path = root / opts["annotations"]
@@ -444,7 +447,7 @@ DATASETS.register("synthetic-thumos14-frames")(
         "embedded THUMOS-like dataset as raw frames: 50 train / 53 test videos, 20 classes, "
         "32x32 RGB clips of 4 frames per 1.07 s snippet, rendered from the same signal as its "
         "64-d features; generated into the cache on first use (~30 s)",
-        "window",
+        THUMOS_PROTOCOL,
         None,
         False,
         _synthetic_frames_factory("synthetic-thumos14-frames", tiny=False),
@@ -455,7 +458,7 @@ DATASETS.register("synthetic-thumos14-frames-tiny")(
         "synthetic-thumos14-frames-tiny",
         "tiny frames dataset for tests and smoke runs: synthetic-thumos14-tiny's videos (12 "
         "train / 13 test, 5 classes) as 16x16 clips of 4 frames per 1.07 s snippet",
-        "window",
+        THUMOS_PROTOCOL,
         None,
         False,
         _synthetic_frames_factory("synthetic-thumos14-frames-tiny", tiny=True),
@@ -467,7 +470,7 @@ DATASETS.register("frames")(
         "real frames: <root>/annotations/thumos14.json + <root>/videos/<video>.mp4 (PyAV) or "
         "<root>/frames/<video>/*.jpg|png; 16-frame snippets every 16 frames at 30 fps, 4 frames "
         "of 64x64 each",
-        "window",
+        THUMOS_PROTOCOL,
         None,
         True,
         _real_frames_factory,

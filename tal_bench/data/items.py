@@ -4,8 +4,10 @@ The one seconds <-> feature-grid conversion of the project lives here: feature i
 at grid coordinate x = i and ``t_s = t0_s + x * step_s``.
 
 * ``window`` (THUMOS, OpenTAD's sliding-window recipe used by ETAD): windows of ``window``
-  features every ``window_stride``; the last window is right-aligned; videos shorter than a
-  window are zero-padded with a mask. A ground-truth segment is kept only if >= 90 % of it lies
+  features every ``window_stride`` (``test_window_stride`` for evaluation items when set:
+  TadTR slides its test windows with less overlap than its training windows); the last window is
+  right-aligned; videos shorter than a window are zero-padded with a mask. A ground-truth
+  segment is kept only if at least ``window_min_inside`` of it (OpenTAD 90 %, TadTR 75 %) lies
   inside the window, and is then truncated to the window; training drops windows with none.
 * ``resize`` (ActivityNet, ETAD): the whole video is resampled to ``resize_len`` bins with
   torchvision ``roi_align(aligned=True)`` semantics over the box [0, T] (etad.md section 1.1):
@@ -33,7 +35,6 @@ from tal_bench.types import VideoItem
 if TYPE_CHECKING:
     from tal_bench.data.datasets import TalDataset
 
-WINDOW_IOA_THRESH = 0.9  # OpenTAD sliding windows: keep a GT if > 90 % of it is inside
 TRUNC_THRESH = 0.5  # ActionFormer truncation: >= 50 % of one action must stay in the crop
 TRUNC_TRIES = 200
 CROP_RATIO = (0.9, 1.0)  # ActionFormer's crop of videos shorter than max_len
@@ -182,11 +183,15 @@ class WindowItems(_Items):
         stride: int,
         downsample: int = 1,
         train: bool = False,
+        min_inside: float = 0.9,
     ) -> None:
         super().__init__(ds, video_ids, downsample)
         if window < 1 or stride < 1:
-            raise TalBenchError(f"window ({window}) and window_stride ({stride}) must be >= 1")
+            raise TalBenchError(f"window ({window}) and window strides ({stride}) must be >= 1")
+        if not 0.0 < min_inside <= 1.0:
+            raise TalBenchError(f"data.window_min_inside must be in (0, 1], got {min_inside}")
         self.window, self.stride, self.train = window, stride, train
+        self.min_inside = min_inside
         for vi, video in enumerate(self.videos):
             for start in window_starts(video.num_feats, window, stride):
                 if not train or len(self._window_gt(video, start)[1]):
@@ -202,7 +207,7 @@ class WindowItems(_Items):
             lo = min(lo, seconds_to_grid(0.0, t0_s, step_s))
         if start + self.window >= video.num_feats:  # and the last one to its end
             hi = max(hi, seconds_to_grid(video.duration_s, t0_s, step_s))
-        kept, keep = clip_segments(segs_x, lo, hi, WINDOW_IOA_THRESH)
+        kept, keep = clip_segments(segs_x, lo, hi, self.min_inside)
         return kept, video.labels[keep]
 
     def __getitem__(self, idx: int) -> VideoItem:
@@ -377,13 +382,19 @@ def build_items(
     ds.validate_ids(video_ids)
     k = data_cfg.downsample
     if data_cfg.mode == "window":
-        return WindowItems(ds, video_ids, data_cfg.window, data_cfg.window_stride, k, train)
+        stride, inside = data_cfg.stride(train), data_cfg.window_min_inside
+        return WindowItems(ds, video_ids, data_cfg.window, stride, k, train, inside)
     if data_cfg.mode == "resize":
         if getattr(ds, "provides", "features") == "frames":
             raise TalBenchError("frames datasets support data.mode window or full, not resize")
         return ResizeItems(ds, video_ids, data_cfg.resize_len, k, train)
     if data_cfg.mode == "full":
         return FullVideoItems(ds, video_ids, data_cfg.max_len, k, train, generator)
+    if data_cfg.mode == "auto":
+        raise TalBenchError(
+            "data.mode 'auto' is resolved per run from the dataset and the detector "
+            "(tal_bench.pipelines.resolve.apply_protocol); resolve the config first"
+        )
     raise TalBenchError(f"unknown data.mode {data_cfg.mode!r}; use 'window', 'resize' or 'full'")
 
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.ndimage import convolve1d, gaussian_filter1d
 
 from tal_bench.data.features import FeatureMeta
 
@@ -186,6 +185,8 @@ def render_latent(
     Returns:
         (T, C) float32.
     """
+    from scipy.ndimage import gaussian_filter1d  # generating only: CLI starts fast
+
     step_s, t0_s = meta.feat_stride / fps, meta.offset_frames / fps
     bank_v = _style(bank, params, rng)
     out = np.zeros((num_feats, params.dim), dtype=np.float32)  # (T, C)
@@ -231,6 +232,8 @@ def add_frame_noise(
     Returns:
         (T, C) float32.
     """
+    from scipy.ndimage import convolve1d  # generating only: CLI starts fast
+
     out = latent
     # frame noise, then the average over each 16-frame clip (4 steps at stride 4, centred);
     # the box of weights [.5, 1, 1, 1, .5] / 4 shrinks white noise by sqrt(3.5) / 4

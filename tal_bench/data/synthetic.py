@@ -1,7 +1,8 @@
 """The embedded synthetic THUMOS-like dataset: THUMOS-14-shaped annotations + learnable features.
 
 It is written in ActionFormer's release format (``annotations/thumos14.json`` + ``features/
-<video>.npy`` of shape (T, C) float32), so the same loader serves real and synthetic data.
+<video>.npy`` of shape (T, C) float32) with a ``dataset.toml`` naming both and the feature
+geometry, so ``--dataset DIR`` reads a written folder as it is (``tal_bench.data.folder``).
 
 Annotations follow THUMOS-14 statistics measured once on ActionFormer's ``thumos14.json`` and
 written here as numbers (20 classes, 200 "Validation" / 212 "Test" videos, 10 videos per class,
@@ -29,7 +30,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,14 @@ import numpy as np
 from tal_bench.data.annotations import load_annotations, write_actionformer_json
 from tal_bench.data.datasets import TalDataset, annotation_stats, open_feature_dataset
 from tal_bench.data.features import FeatureMeta, save_npy_features
+from tal_bench.data.folder import DATASET_TOML
 from tal_bench.data.synth_features import add_frame_noise, make_class_bank, render_latent
+from tal_bench.data.synth_params import GENERATOR_VERSION, TINY_PARAMS, SynthParams  # noqa: F401  (re-exported)
 from tal_bench.errors import TalBenchError
 from tal_bench.types import Annotations, VideoRecord
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2  # bump whenever the output bytes change (it keys the cache)
 SYNTH_META = FeatureMeta(fps=30.0, feat_stride=4, clip_len=16, offset_frames=8.0, input_dim=64)
 
 # Per class, measured on THUMOS-14 validation (videos grouped by their main class): family,
@@ -75,57 +77,6 @@ LENGTH_LOG_STD = 0.65  # within-class spread of log instance length
 FG_LOG_STD, FG_RANGE = 0.45, (0.03, 0.6)  # per-video spread of the action share
 OVERLAP_PROB = 0.04  # an instance starts inside its predecessor
 SECOND_CLASS_PROB = 0.04  # a video also holds a few instances of a same-family class
-
-
-@dataclass(frozen=True)
-class SynthParams:
-    """Everything the generated dataset depends on (with GENERATOR_VERSION, its cache key).
-
-    Attributes:
-        scale: fraction of THUMOS's 200 / 212 videos; below 1 durations shrink by sqrt(scale).
-        dim: feature channels C.
-        seed: dataset seed.
-        num_classes: classes kept (1-20, THUMOS names, see CLASS_PRIORITY).
-        noise: per-channel std of the white feature noise (after clip averaging).
-        distractor_rate: unannotated distractor bursts per action instance.
-        class_sep: 0 = classes of a family share their pattern, 1 = unrelated patterns.
-        video_style: per-video perturbation of every class pattern (cross-video variation).
-        background: amplitude of the smooth background process.
-    """
-
-    scale: float = 1.0
-    dim: int = 64
-    seed: int = 0
-    num_classes: int = 20
-    noise: float = 0.2
-    distractor_rate: float = 0.3
-    class_sep: float = 0.5
-    video_style: float = 0.5
-    background: float = 0.5
-
-    def check(self) -> SynthParams:
-        """Return self, or raise a TalBenchError naming the bad knob."""
-        bad = [
-            (self.scale > 0, f"scale must be > 0, got {self.scale}"),
-            (self.dim >= 4, f"dim must be >= 4, got {self.dim}"),
-            (1 <= self.num_classes <= 20, f"num_classes must be 1-20, got {self.num_classes}"),
-            (self.noise >= 0 and self.background >= 0, "noise and background must be >= 0"),
-            (self.distractor_rate >= 0, "distractor_rate must be >= 0"),
-            (0 <= self.class_sep <= 1, f"class_sep must be in [0, 1], got {self.class_sep}"),
-            (self.video_style >= 0, "video_style must be >= 0"),
-        ]
-        for ok, msg in bad:
-            if not ok:
-                raise TalBenchError(f"synthetic dataset: {msg}")
-        return self
-
-    def key(self) -> str:
-        """Hash of (params, generator version): the cache folder suffix."""
-        blob = json.dumps({"v": GENERATOR_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-TINY_PARAMS = SynthParams(scale=0.06, dim=32, num_classes=5)
 
 
 def rng_for(*parts: Any) -> np.random.Generator:
@@ -279,7 +230,9 @@ def _write_features(ann: Annotations, params: SynthParams, feat_dir: Path) -> in
 
 def _check_out_dir(out_dir: Path) -> None:
     """Refuse a non-empty target and an unwritable parent before generating anything."""
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TalBenchError(f"--out {out_dir} is a file, not a folder; choose a new folder")
+    if out_dir.exists() and any(out_dir.iterdir()):
         raise TalBenchError(
             f"output folder {out_dir} already exists and is not empty; choose a new one or "
             "delete it"
@@ -332,12 +285,26 @@ def _generate_into(
             "stats": annotation_stats(ann),
         }
         (tmp / "synth_meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        (tmp / DATASET_TOML).write_text(_dataset_toml(name))
         meta["generate_s"] = round(time.perf_counter() - start, 2)
         publish(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def _dataset_toml(name: str) -> str:
+    """What ``--dataset DIR`` reads (tal_bench.data.folder): the folder describes itself."""
+    meta = SYNTH_META
+    return (
+        f"# {name}, written by `talbench datasets synth`; train on it with --dataset DIR\n"
+        f"fps = {meta.fps!r}  # a video's own fps in the annotations wins\n"
+        f"feat_stride = {meta.feat_stride}\n"
+        f"clip_len = {meta.clip_len}\n"
+        'annotations = "annotations/thumos14.json"\n'
+        'features = "features"\n'
+    )
 
 
 def generate_dataset(

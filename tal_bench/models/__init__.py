@@ -1,4 +1,9 @@
-"""Detectors: ``create_model`` builds any registered detector by name."""
+"""Detectors: ``create_model`` builds any registered detector by name.
+
+Built-in detectors register on import (one line below per detector file); detectors of other
+installed packages come through the ``tal_bench.detectors`` entry-point group
+(``tal_bench.models.plugins``), loaded at the first lookup.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,17 @@ from typing import Any
 
 from torch import nn
 
-from tal_bench.models.base import Detector, ModelSpec
+from tal_bench.models.base import Detector, ModelSpec, PostDecl
+from tal_bench.models.plugins import ENTRY_POINT_GROUP, load_entry_points, plugin_errors
 from tal_bench.registry import MODELS
+
+MODELS.set_loader(load_entry_points)  # outside detectors, at the first lookup
 
 # Detector modules register themselves on import; new detectors add one line here.
 from tal_bench.models import dummy as _dummy  # noqa: E402,F401  isort: skip
 from tal_bench.models import etad as _etad  # noqa: E402,F401  isort: skip
+from tal_bench.models import tadtr as _tadtr  # noqa: E402,F401  isort: skip
+from tal_bench.models import bmn as _bmn  # noqa: E402,F401  isort: skip
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -28,4 +38,13 @@ def list_models() -> list[str]:
     return MODELS.names()
 
 
-__all__ = ["Detector", "ModelSpec", "create_model", "get_spec", "list_models"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Detector",
+    "ModelSpec",
+    "PostDecl",
+    "create_model",
+    "get_spec",
+    "list_models",
+    "plugin_errors",
+]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tal_bench.data.items import stack_items
-from tal_bench.models.base import ModelSpec
+from tal_bench.models.base import ModelSpec, PostDecl
 from tal_bench.registry import MODELS
 from tal_bench.types import ItemDetections, VideoItem
 
@@ -112,5 +112,7 @@ MODELS.register("dummy")(
         build=build_dummy,
         description="1x1-conv per-step class scores + one learned width (tests, smoke runs)",
         class_agnostic=False,
+        native_mode="window",
+        post=PostDecl(window_merge="soft_nms", merge_params={"sigma": 0.3}),
     )
 )

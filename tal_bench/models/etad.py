@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from tal_bench.errors import TalBenchError
-from tal_bench.models.base import ModelSpec
+from tal_bench.models.base import ModelSpec, PostDecl
 from tal_bench.models.egs import VARIANTS, EgsEncoder
 from tal_bench.models.encoders.resnet import EncoderConfig
 from tal_bench.models.etad_losses import (
@@ -185,12 +185,13 @@ class Etad(nn.Module):
         if self.encoder is not None:
             self.encoder.prepare(ds, train_subset)
 
-    def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """``detector`` and ``encoder`` parameters (the encoder trains at ``train.encoder_lr``)."""
+    def optimizer_groups(self) -> list[dict]:
+        """The detector's parameters, and the encoder's as the group ``encoder`` (it trains at
+        ``train.encoder_lr`` and its gradient is clipped apart, ``tal_bench.train``)."""
         enc = self.encoder.trainable() if self.encoder is not None else []
         seen = {id(p) for p in enc}
         det = [p for p in self.parameters() if p.requires_grad and id(p) not in seen]
-        return {"detector": det, "encoder": enc}
+        return [{"params": det}, {"params": enc, "name": "encoder"}]
 
     def inputs(
         self, items: list[VideoItem], device: torch.device
@@ -352,6 +353,15 @@ class Etad(nn.Module):
         return postprocess_items(per_item, self.cfg.nms_sigma, self.cfg.nms_max_keep)
 
 
+# After predict's per-window soft-NMS: OpenTAD's video-level Gaussian soft-NMS over the windows
+# (sigma 0.3, 200 kept), then the top-2 classes of a video-level classifier, score product
+# (OpenTAD, opentad/cores/test_engine.py and its THUMOS ETAD and BMN configs; the official
+# sming256/ETAD post_det.py fuses top-2 classes the same way on ActivityNet). BMN shares it.
+OPENTAD_PROPOSAL_POST = PostDecl(
+    window_merge="soft_nms", merge_params={"sigma": 0.3}, top_k_classes=2, max_dets_per_video=200
+)
+
+
 def build(cfg: EtadConfig | None, input_dim: int, num_classes: int) -> Etad:
     """Build ETAD (``num_classes`` is unused: the detector is class-agnostic)."""
     del num_classes
@@ -365,5 +375,7 @@ MODELS.register("etad")(
         build=build,
         description="ETAD (CVPRW 2023): LSTM features, 3-stage cascade PEM, proposal sampling",
         class_agnostic=True,
+        native_mode="window",  # THUMOS: OpenTAD's sliding windows
+        post=OPENTAD_PROPOSAL_POST,
     )
 )

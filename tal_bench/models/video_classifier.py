@@ -313,24 +313,21 @@ def fuse_classes(
     if top_k < 1:
         raise TalBenchError(f"eval.top_k_classes must be >= 1, got {top_k}")
     k = min(top_k, len(classes))
-    names = np.asarray(classes)
-    parts: list[tuple[np.ndarray, ...]] = []
-    for vid in np.unique(proposals.video_ids):
-        sel = np.flatnonzero(proposals.video_ids == vid)  # (P,)
-        cls = np.asarray(class_scores[str(vid)], dtype=np.float64)  # (K,)
+    none_i, none_f = np.zeros(0, dtype=np.int64), np.zeros(0)  # so that no proposals give none
+    parts: list[tuple[np.ndarray, ...]] = [(none_i, none_f, none_f, none_i, none_f)]
+    for v in np.unique(proposals.video_idx):
+        sel = np.flatnonzero(proposals.video_idx == v)  # (P,)
+        cls = np.asarray(class_scores[proposals.video_ids[v]], dtype=np.float64)  # (K,)
         top = np.argsort(-cls, kind="stable")[:k]  # (k,)
         scores = proposals.scores[sel][:, None] * cls[top][None, :]  # (P, k)
         parts.append(
             (
-                np.full(scores.size, vid, dtype=object),
+                np.full(scores.size, v, dtype=np.int64),
                 np.repeat(proposals.t_start_s[sel], k),
                 np.repeat(proposals.t_end_s[sel], k),
-                np.tile(names[top], len(sel)),
+                np.tile(top, len(sel)),
                 scores.reshape(-1),
             )
         )
-    if not parts:
-        empty = np.zeros(0)
-        return Detections(np.array([], dtype=str), empty, empty, np.array([], dtype=str), empty)
     cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
-    return Detections(cols[0].astype(str), cols[1], cols[2], cols[3].astype(str), cols[4])
+    return Detections(*cols, video_ids=proposals.video_ids, classes=list(classes))

@@ -6,12 +6,19 @@ training videos (``data.fraction`` / ``data.slice``; the draw is ``tal_bench.dat
 with seed ``seed + k``: without that, the slices of p = 100 % (which all hold every video)
 would be bit-identical repeats and the std at 100 % would say nothing about training noise.
 The study (TU Delft TAL efficiency study, §3.2) used t = 5 slices per p on THUMOS14.
+
+Protocol options (:class:`Protocol`; the defaults are the study's): a fixed iteration budget
+instead of fixed epochs (``train.budget``), nested and class-stratified draws (``data.nested``,
+``data.draw``), and, for class-agnostic detectors, the video-level classifier trained on all
+training videos instead of the drawn fraction (``eval.classifier_data``). They are config
+fields, so they are part of every cell's run key and of the record's ``meta.json``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tal_bench.config import merge, overrides_to_dict
@@ -38,6 +45,7 @@ ROW_FIELDS = (
     "num_train_items",
     "num_test_videos",
     "epochs",
+    "train_steps",
     "params",
     "train_time_s",
     "eval_time_s",
@@ -117,9 +125,42 @@ def _parse_range(text: str, spec: str) -> list[float]:
     return [round(lo + i * step, 9) for i in range(count)]
 
 
-def base_overrides(dataset: str | None, sets: Sequence[str]) -> dict[str, Any]:
-    """``--dataset`` and ``--set KEY=VALUE`` as one nested override dict (``--set`` wins)."""
+@dataclass(frozen=True)
+class Protocol:
+    """How the cells of a learning curve are trained (defaults: the study's protocol).
+
+    Attributes:
+        budget: "epochs" (``train.epochs`` passes over the drawn videos) or "steps" (the
+            optimizer steps of ``train.epochs`` passes over all training videos).
+        draw: "uniform" (re-drawn until every class appears) or "stratified" (class shares kept).
+        nested: the p % draw holds every smaller draw of its slice.
+        classifier_data: "fraction" (the internal video-level classifier trains on the draw) or
+            "all" (on every training video, like the paper's fixed external scores).
+    """
+
+    budget: str = "epochs"
+    draw: str = "uniform"
+    nested: bool = False
+    classifier_data: str = "fraction"
+
+    def overrides(self) -> dict[str, Any]:
+        """The config fields this protocol sets, only where it differs from the study's."""
+        study, out = Protocol(), {}
+        for name, path in (("budget", ("train", "budget")), ("draw", ("data", "draw")),
+                           ("nested", ("data", "nested")),
+                           ("classifier_data", ("eval", "classifier_data"))):  # fmt: skip
+            if getattr(self, name) != getattr(study, name):
+                out.setdefault(path[0], {})[path[1]] = getattr(self, name)
+        return out
+
+
+def base_overrides(
+    dataset: str | None, sets: Sequence[str], protocol: Protocol | None = None
+) -> dict[str, Any]:
+    """``--dataset``, the protocol options and ``--set KEY=VALUE`` as one nested override
+    dict (``--set`` wins)."""
     base: dict[str, Any] = {"data": {"dataset": dataset}} if dataset else {}
+    base = merge(base, (protocol or Protocol()).overrides())
     return merge(base, overrides_to_dict(list(sets)))
 
 
@@ -132,6 +173,7 @@ def build_data_scaling(
     sets: Sequence[str] = (),
     seed: int = 0,
     threads: int | None = 1,
+    protocol: Protocol | None = None,
 ) -> GridSpec:
     """Build the data-scaling grid: slice-major, so the first pass already gives a whole curve.
 
@@ -144,9 +186,11 @@ def build_data_scaling(
         sets: ``KEY=VALUE`` overrides shared by all cells.
         seed: base seed; slice k trains with ``seed + k``.
         threads: torch threads per cell.
+        protocol: protocol options (default: the study's).
 
     Raises:
-        TalBenchError: bad fractions, slices < 1, an override setting a grid axis, bad config.
+        TalBenchError: bad fractions, slices < 1, an override setting a grid axis, bad config
+            or protocol option.
     """
     pcts = parse_fractions(fractions) if isinstance(fractions, str) else list(fractions)
     if slices < 1:
@@ -156,8 +200,9 @@ def build_data_scaling(
         for k in range(slices)
         for p in pcts
     ]
-    overrides = base_overrides(dataset, sets)
+    overrides = base_overrides(dataset, sets, protocol)
     cells, base = build_cells(model, preset, overrides, variants, AXES, threads)
+    _check_protocol(model, preset, overrides)
     config = {"model": model, "preset": preset, "overrides": overrides, "base": base}
     return GridSpec(
         command=COMMAND,
@@ -169,6 +214,14 @@ def build_data_scaling(
         metrics=METRICS,
         pick=pick_fields(ROW_FIELDS),
     )
+
+
+def _check_protocol(model: str, preset: str, overrides: dict[str, Any]) -> None:
+    """Fail before any cell runs on a protocol value the cells would reject."""
+    from tal_bench.pipelines.resolve import apply_protocol, resolve_run_config
+    from tal_bench.pipelines.train import check_protocol
+
+    check_protocol(apply_protocol(resolve_run_config(model, preset, overrides)))
 
 
 def run_data_scaling(

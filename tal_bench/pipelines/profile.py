@@ -3,8 +3,9 @@
 Inputs follow the study (seed 004 §3.3): random features of shape ``[B, C, L]``. Each detector
 runs the long input its own native way, as its preset's ``DataConfig`` says:
 
-* ``window``: sliding windows of ``data.window`` steps every ``data.window_stride``, the last one
-  right-aligned (``tal_bench.data.items.window_starts``), batched ``window_batch`` at a time;
+* ``window``: sliding windows of ``data.window`` steps at the evaluation stride
+  (``data.test_window_stride``, else ``data.window_stride``), the last one right-aligned
+  (``tal_bench.data.items.window_starts``), batched ``window_batch`` at a time;
 * ``resize``: the whole input resampled to ``data.resize_len`` steps (one item per video);
 * ``full``: one item of all L steps.
 
@@ -35,6 +36,7 @@ from torch import nn
 
 from tal_bench.config import RunConfig, to_dict
 from tal_bench.errors import TalBenchError
+from tal_bench.pipelines.checks import check_device, check_out_dir, check_run
 from tal_bench.pipelines.profile_runners import Runner, count_items, make_items, make_runner
 from tal_bench.profiling import breakdown as bd
 from tal_bench.profiling.counters import MacCount, count_params
@@ -122,6 +124,10 @@ class ProfileOptions:
         """Raise TalBenchError on inconsistent options."""
         if self.mode not in ("infer", "train"):
             raise TalBenchError(f"--mode must be infer or train, got {self.mode!r}")
+        if not self.lengths or min(self.lengths) < 1:
+            raise TalBenchError(
+                f"input lengths must be >= 1 feature step, got {self.lengths}; e.g. --length 1000"
+            )
         if self.breakdown not in ("auto", "always", "never"):
             raise TalBenchError(
                 f"--breakdown must be auto, always or never, not {self.breakdown!r}"
@@ -133,11 +139,7 @@ class ProfileOptions:
                 raise TalBenchError(f"{flag} must be >= 1, got {value}")
         if self.warmup < 0 or self.interval_s <= 0:
             raise TalBenchError("--warmup must be >= 0 and --interval > 0")
-        dev = torch.device(self.device)
-        if dev.type not in ("cpu", "cuda"):
-            raise TalBenchError(f"--device must be cpu or cuda[:N], got {self.device!r}")
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise TalBenchError("--device cuda but torch sees no CUDA device; use --device cpu")
+        check_device(self.device, "--device")
 
 
 @dataclass
@@ -439,11 +441,16 @@ def run_profile(
 
     opts.check()
     cfg = _resolve(opts)
+    notices: list[str] = []
+    if opts.mode == "train":  # a real training run: its data is checked as train's
+        check_run(cfg, out_dir, notices.append)
+    else:
+        check_out_dir(out_dir)
     threads = _set_threads(opts)
     config = {"profile": asdict(opts), "run": to_dict(cfg)}
     run = create_run(out_dir, "profile", config, {"inputs": opts.seed, "model_init": opts.seed})
     nvml = Nvml(_cuda_index(opts.device))
-    notices = [nvml.note] if nvml.note else []
+    notices += [nvml.note] if nvml.note else []
     timeline = run.path / "timeline.jsonl"
     sampler = UtilizationSampler(opts.interval_s, nvml, stream_to=timeline).start()
     s = Session(opts, cfg, threads, sampler, nvml)

@@ -1,7 +1,7 @@
 """Profiling adapters: random inputs -> a detector's native items, and how to drive it.
 
-* :func:`make_items` cuts ``[B, C, L]`` features into windows / resized / full items exactly as
-  the preset's ``DataConfig`` would (``tal_bench.data.items``).
+* :func:`make_items` cuts ``[B, C, L]`` features into windows / resized / full items with the
+  item builder of training and evaluation (``tal_bench.data.items.build_items``).
 * :class:`Runner` times ``predict`` and, when the model has ``forward_dense(feats, mask)`` and
   ``postprocess(dense_out, mask)`` (ETAD does), the two halves separately; ``RUNNERS`` holds
   adapters for detectors without that split.
@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from tal_bench.config import DataConfig
-from tal_bench.data.items import resize_features, stack_items, window_starts
-from tal_bench.errors import TalBenchError
+from tal_bench.data import array_dataset, build_items, stack_items
 from tal_bench.profiling.counters import (
     MacCount,
     count_macs_fvcore,
@@ -33,52 +32,22 @@ from tal_bench.types import ItemDetections, VideoItem
 def make_items(feats: torch.Tensor, data: DataConfig) -> tuple[list[VideoItem], int]:
     """Cut random ``[B, C, L]`` features into the detector's native items.
 
+    The same ``build_items`` as training and evaluation cuts them (an in-memory dataset of B
+    videos, ``tal_bench.data.array_dataset``), so profiled items are exactly the evaluated ones.
+
     Args:
         feats: (B, C, L) features.
-        data: the preset's data config (``mode``, ``window``, ``window_stride``,
-            ``resize_len``, ``downsample``).
+        data: the resolved data config (``mode``, ``window``, the evaluation stride,
+            ``resize_len``, ``max_len``, ``downsample``).
 
     Returns:
         (items, items per video): windows for ``window``, one item per video otherwise.
     """
-    feats = feats[:, :, :: data.downsample]  # (B, C, L')
-    n_batch, _, length = feats.shape
-    items: list[VideoItem] = []
-    per_video = 0
-    for b in range(n_batch):
-        if data.mode == "window":
-            starts = window_starts(length, data.window, data.window_stride)
-            parts = [(feats[b, :, s : s + data.window], s) for s in starts]
-            size = data.window
-        elif data.mode == "resize":
-            parts, size = [(resize_features(feats[b], data.resize_len), 0)], data.resize_len
-        elif data.mode == "full":
-            parts, size = [(feats[b], 0)], length
-        else:
-            raise TalBenchError(f"unknown data.mode {data.mode!r}; use window, resize or full")
-        per_video = len(parts)
-        items += [_item(f"video{b}", x, size, start) for x, start in parts]
-    return items, per_video
-
-
-def _item(video_id: str, x: torch.Tensor, size: int, start: int) -> VideoItem:
-    """One item: (C, T') features zero-padded to ``size`` steps."""
-    dim, steps = x.shape
-    padded = torch.zeros(dim, size)  # (C, size)
-    padded[:, :steps] = x
-    mask = torch.zeros(size, dtype=torch.bool)
-    mask[:steps] = True
-    return VideoItem(
-        video_id=video_id,
-        feats=padded,
-        mask=mask,
-        segments=torch.zeros(0, 2),
-        labels=torch.zeros(0, dtype=torch.long),
-        duration_s=float(size),
-        t0_s=0.0,
-        step_s=1.0,
-        window_start=start,
-    )
+    arrays = {f"video{b}": feats[b].T.numpy() for b in range(feats.shape[0])}  # (L, C) views
+    ds = array_dataset(arrays, subset="test")
+    built = build_items(ds, data, "test", list(arrays), train=False)
+    items = [built[i] for i in range(len(built))]
+    return items, len(items) // len(arrays)
 
 
 # ---------------------------------------------------------------------------- runners

@@ -46,6 +46,9 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 def _prepare_out(out_dir: Path) -> None:
     """Create ``out_dir``; an earlier report there is replaced, anything else is refused."""
+    from tal_bench.pipelines.checks import check_out_dir
+
+    check_out_dir(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         if not ((out_dir / "report.html").exists() or (out_dir / "report.md").exists()):
             raise TalBenchError(
@@ -53,8 +56,13 @@ def _prepare_out(out_dir: Path) -> None:
             )
         for sub in ("figures", "tables"):
             shutil.rmtree(out_dir / sub, ignore_errors=True)
-    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
-    (out_dir / "tables").mkdir(parents=True, exist_ok=True)
+    try:
+        (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+        (out_dir / "tables").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TalBenchError(
+            f"cannot create {out_dir} ({exc.strerror}); pass a writable --out"
+        ) from None
 
 
 @dataclass
@@ -187,34 +195,40 @@ def _fit_section(rep: _Report, runs: list[RunData]) -> None:
     fit_runs = [r for r in runs if r.fits]
     if not fit_runs:
         return
-    sec = Section("Curve fits and extrapolation")
+    sec = Section("Curve fits and projections")
     sec.notes.append(
-        "Curves as recorded by talbench fit (fits.json); the report does not refit. Solid: "
-        "family fitted on all points; dashed: fitted on the first points only and projected to "
-        "the target fraction, with the bootstrap interval of the projection."
+        "As recorded by talbench fit (fits.json); the report does not refit. Each method is "
+        "fitted on the fit range and scored by backtest: fitted on the fractions up to each cut, "
+        "it forecasts every larger fraction of the range; the lowest mean error is selected. "
+        "Coverage: how often the interval held the measured mean in the backtest. The interval "
+        "adds the method's own backtest error to the slice-to-slice spread (bootstrap over "
+        "slices); 'slices only' is the bootstrap alone."
     )
     by_path = {r.path.resolve(): r for r in runs}
     scaling_rows, _ = _rows_of(runs, _scaling_mask)
     names: set[str] = set()
     for run in fit_runs:
+        fits = run.fits or {}
         model = _fit_model(run, by_path)
         key = _unique(f"{model}", names)
         anchors = _fit_anchors(run, model, scaling_rows)
-        table = figures.fit_plot_table(run.fits or {}, anchors)
-        plot = figures.plot_fit(f"fits_{key}", model, run.fits or {}, table, run.label)
-        sec.figures.append(rep.figure(plot))
-        sec.notes += _fit_failures(run.fits or {}, model)
-        sec.tables.append(rep.table(tables.fit_table(run.fits or {}, key)))
-        sec.tables.append(rep.table(tables.extrapolation_table(run.fits or {}, key)))
+        table = figures.fit_plot_table(fits, anchors)
+        sec.figures.append(rep.figure(figures.plot_fit(f"fits_{key}", model, fits, table,
+                                                       run.label)))  # fmt: skip
+        sec.tables.append(rep.table(tables.projection_table(fits, key)))
+        sec.tables.append(rep.table(tables.backtest_table(fits, key)))
+        sec.tables.append(rep.table(tables.fit_table(fits, key)))
+        sec.notes += _fit_notes(fits, model)
     rep.sections.append(sec)
 
 
-def _fit_failures(fits: dict[str, Any], model: str) -> list[str]:
-    """Notes for families whose extrapolation fit failed (they are not drawn)."""
-    per_family = (fits.get("extrapolation") or {}).get("per_family") or {}
-    return [
-        f"{model}: {fam} could not be fitted on the first points ({entry.get('message') or '?'})"
-        for fam, entry in sorted(per_family.items())
+def _fit_notes(fits: dict[str, Any], model: str) -> list[str]:
+    """The warning (also in the projection table) and the methods that could not be fitted."""
+    proj = fits.get("projection") or {}
+    notes = [f"{model}: {proj['warning']}"] if proj.get("warning") else []
+    return notes + [
+        f"{model}: {name} could not be fitted on the fit range ({entry.get('message') or '?'})"
+        for name, entry in sorted((proj.get("methods") or {}).items())
         if entry.get("status", "ok") != "ok"
     ]
 

@@ -6,15 +6,27 @@ config class, ``TrainConfig``, ``EvalConfig``), then the preset tables of
 ``[<preset>.train]``, ``[<preset>.eval]``; they hold only differences from the defaults),
 then dotted overrides such as ``model.hidden=128`` or ``train.epochs=3``. Unknown keys and
 wrongly typed values raise a one-line ``TalBenchError`` (``tal_bench.config.from_dict``).
+
+Values left at ``"auto"`` (or ``None`` / ``{}`` for the post-processing fields) then take the
+dataset's protocol (``data.mode``, ``data.train_subset``, ``data.test_subset``, ``eval.tiou``;
+``tal_bench.data.DatasetProtocol``) and the detector's post-processing declaration (``eval.*``;
+``tal_bench.models.base.PostDecl``), see :func:`apply_protocol`. The returned config holds only
+resolved values, so run records and grid run keys say exactly what ran.
+
+A detector's preset file is ``tal_bench/presets/<model>.toml``, or the file its ``ModelSpec``
+names (``presets``), as an outside package does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from tal_bench.config import (
+    AUTO,
     DataConfig,
     EvalConfig,
     RunConfig,
@@ -23,24 +35,35 @@ from tal_bench.config import (
     merge,
     overrides_to_dict,
 )
+from tal_bench.data import dataset_name, dataset_protocol
 from tal_bench.errors import TalBenchError
+from tal_bench.evaluation import tiou_preset
 from tal_bench.models import get_spec
+from tal_bench.postprocess import resolve_post
 
 SECTIONS = ("data", "model", "train", "eval")
+MODES = ("window", "resize", "full")
 
 
 def load_presets(model: str) -> dict[str, dict[str, Any]]:
     """All preset tables of ``model`` (``{preset: {section: {key: value}}}``).
 
-    Returns an empty dict when the model ships no preset file.
+    Returns an empty dict when the model ships no preset file (a file its ``ModelSpec`` names
+    must exist).
     """
-    path = resources.files("tal_bench") / "presets" / f"{model}.toml"
-    if not path.is_file():
-        return {}
+    source = get_spec(model).presets
+    if source is None:
+        path: Any = resources.files("tal_bench") / "presets" / f"{model}.toml"
+        if not path.is_file():
+            return {}
+    else:
+        path = Path(source) if isinstance(source, str) else source
+        if not path.is_file():
+            raise TalBenchError(f"preset file {path} of model {model!r} does not exist")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise TalBenchError(f"preset file presets/{model}.toml is not valid TOML: {exc}") from None
+        raise TalBenchError(f"preset file {path} of {model!r} is not valid TOML: {exc}") from None
 
 
 def available_presets(model: str) -> list[str]:
@@ -105,7 +128,7 @@ def resolve_run_config(
         overrides = overrides_to_dict(list(overrides))
     _check_sections(overrides, "")
     merged = merge(diff, overrides)
-    return RunConfig(
+    cfg = RunConfig(
         model_name=model,
         preset=preset,
         data=from_dict(DataConfig, merged.get("data", {}), prefix="data."),
@@ -113,3 +136,43 @@ def resolve_run_config(
         train=from_dict(TrainConfig, merged.get("train", {}), prefix="train."),
         eval=from_dict(EvalConfig, merged.get("eval", {}), prefix="eval."),
     )
+    return apply_protocol(cfg)
+
+
+def apply_protocol(cfg: RunConfig) -> RunConfig:
+    """Resolve the "auto" values of ``cfg`` (idempotent; explicit values are kept).
+
+    * ``data.mode``: "resize" on a dataset whose protocol resizes (ActivityNet), else the
+      detector's ``native_mode`` ("window" or "full");
+    * ``data.train_subset`` / ``data.test_subset`` / ``eval.tiou``: the dataset's;
+    * ``eval.window_merge``, ``merge_params``, ``top_k_classes``, ``max_dets_per_video``,
+      ``classifier``: the detector's declaration (``tal_bench.postprocess.resolve_post``);
+
+    then the detector's ``ModelSpec.check_config`` sees the resolved config.
+
+    Raises:
+        TalBenchError: unknown dataset or mode, bad tIoU, a post-processing value that does
+            not fit the detector.
+    """
+    spec = get_spec(cfg.model_name)
+    data = dataclasses.replace(cfg.data, dataset=dataset_name(cfg.data.dataset))
+    proto = dataset_protocol(data.dataset)
+    mode = proto.item_mode(spec.native_mode) if data.mode == AUTO else data.mode
+    if mode not in MODES:
+        raise TalBenchError(
+            f"unknown data.mode {mode!r}; use 'window', 'resize', 'full' or 'auto' (the dataset's)"
+        )
+    data = dataclasses.replace(
+        data,
+        mode=mode,
+        train_subset=proto.train_subset if data.train_subset == AUTO else data.train_subset,
+        test_subset=proto.test_subset if data.test_subset == AUTO else data.test_subset,
+    )
+    ev = cfg.eval
+    ev = dataclasses.replace(ev, tiou=proto.tiou if ev.tiou == AUTO else ev.tiou)
+    tiou_preset(ev.tiou)  # a bad value fails here, before any training
+    ev = resolve_post(ev, spec, mode)
+    cfg = dataclasses.replace(cfg, data=data, eval=ev)
+    if spec.check_config is not None:
+        spec.check_config(cfg)
+    return cfg

@@ -1,9 +1,9 @@
 """Train one detector on one training draw and evaluate it: the unit every study repeats.
 
 ``train_and_evaluate`` wires the stages: dataset -> fraction draw of the training videos ->
-items -> detector -> ``train.fit`` -> per-item predictions -> seconds -> per-video merge of
-windows (Gaussian soft-NMS) -> class fusion for class-agnostic detectors (video-level
-classifier, ``models.video_classifier``) -> ``evaluate_detections`` on the full test subset.
+items -> detector -> ``train.fit`` -> per-item predictions -> ``tal_bench.postprocess``
+(seconds, the detector's window merge in window mode, video-level class fusion for
+class-agnostic detectors) -> ``evaluate_detections`` on the full test subset.
 ``run_train`` does the same and writes a run record (``meta.json``, ``rows.jsonl`` with one
 ``kind: "epoch"`` row per epoch and one ``kind: "result"`` row, ``detections.json`` in the
 ActivityNet results format, ``checkpoint.pt``).
@@ -13,35 +13,26 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from tal_bench.config import RunConfig, to_dict
-from tal_bench.data import TalDataset, build_items, collate_items, create_dataset, grid_to_seconds
-from tal_bench.data.fractions import sample_fraction
+from tal_bench.config import AUTO, RunConfig, to_dict
+from tal_bench.data import TalDataset, build_items, collate_items, open_dataset
+from tal_bench.data.fractions import DRAWS, sample_fraction
 from tal_bench.errors import TalBenchError
 from tal_bench.evaluation import evaluate_detections, tiou_preset, write_predictions_json
-from tal_bench.models import create_model, get_spec
-from tal_bench.models.ops.soft_nms import soft_nms_groups
-from tal_bench.models.video_classifier import (
-    INTERNAL,
-    NONE_CLASS_AWARE,
-    fuse_classes,
-    internal_class_scores,
-    load_class_scores,
-)
+from tal_bench.models import create_model
+from tal_bench.pipelines.resolve import apply_protocol
+from tal_bench.postprocess import FusionContext, ItemPart, item_part, postprocess_videos
 from tal_bench.records import create_run
 from tal_bench.train import FitResult, fit, save_checkpoint, seed_everything
 from tal_bench.types import Detections
-
-# Per-video raw detections in seconds: (segments (N, 2) float64, scores (N,), labels (N,) int64)
-VideoDets = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -61,13 +52,11 @@ class TrainOutcome:
 
 def predict_videos(
     model: nn.Module, items: torch.utils.data.Dataset, batch_size: int, num_workers: int = 0
-) -> dict[str, list[VideoDets]]:
-    """Run ``model.predict`` over ``items`` and convert every detection to seconds.
-
-    Segments are clipped to ``[0, duration_s]``; empty ones are dropped.
+) -> dict[str, list[ItemPart]]:
+    """Run ``model.predict`` over ``items``; every item's detections in seconds of its video.
 
     Returns:
-        ``{video_id: [per-item (segments_s (N, 2), scores (N,), labels (N,))]}``.
+        ``{video_id: [one ItemPart per item, in item order]}`` (``postprocess.item_part``).
     """
     loader = DataLoader(
         items,
@@ -76,132 +65,13 @@ def predict_videos(
         collate_fn=collate_items,
         num_workers=num_workers,
     )
-    out: dict[str, list[VideoDets]] = {}
+    out: dict[str, list[ItemPart]] = {}
     model.eval()
     with torch.no_grad():
         for batch in loader:
             for item, det in zip(batch, model.predict(batch), strict=True):
-                segs = det.segments.detach().cpu().double().numpy().reshape(-1, 2)  # (N, 2)
-                segs_s = grid_to_seconds(segs, item["t0_s"], item["step_s"])
-                segs_s = np.clip(segs_s, 0.0, item["duration_s"])
-                keep = segs_s[:, 1] > segs_s[:, 0]
-                scores = det.scores.detach().cpu().double().numpy()[keep]
-                labels = det.labels.detach().cpu().long().numpy()[keep]
-                out.setdefault(item["video_id"], []).append((segs_s[keep], scores, labels))
+                out.setdefault(item["video_id"], []).append(item_part(item, det))
     return out
-
-
-def merge_video(parts: list[VideoDets], sigma: float, max_dets: int) -> VideoDets:
-    """Merge one video's windows: Gaussian soft-NMS per label, then the top ``max_dets``.
-
-    Class-agnostic proposals (label -1) form one group; class-aware detections are suppressed
-    only within their class.
-    """
-    return merge_videos({"": parts}, sigma, max_dets)[""]
-
-
-def merge_videos(
-    per_video: dict[str, list[VideoDets]], sigma: float, max_dets: int
-) -> dict[str, VideoDets]:
-    """:func:`merge_video` of every video, all (video, label) soft-NMS loops run side by side."""
-    groups, where = [], []  # soft-NMS inputs (segments, scores); (video, label) of each
-    for vid, parts in per_video.items():
-        segs = np.concatenate([p[0] for p in parts]).reshape(-1, 2)  # (N, 2)
-        scores = np.concatenate([p[1] for p in parts])  # (N,)
-        labels = np.concatenate([p[2] for p in parts])  # (N,)
-        for label in np.unique(labels):
-            sel = np.flatnonzero(labels == label)
-            groups.append((segs[sel], scores[sel]))
-            where.append((vid, int(label)))
-    kept: dict[str, list[VideoDets]] = {vid: [] for vid in per_video}
-    picks = soft_nms_groups(groups, sigma=sigma, max_keep=max_dets)
-    for (vid, label), (segs, _), (keep, decayed) in zip(where, groups, picks, strict=True):
-        kept[vid].append((segs[keep], decayed, np.full(len(keep), label, dtype=np.int64)))
-    return {vid: _top(parts, max_dets) for vid, parts in kept.items()}
-
-
-def _top(parts: list[VideoDets], max_dets: int) -> VideoDets:
-    """The ``max_dets`` highest-scoring detections over a video's label groups."""
-    if not parts:
-        return np.zeros((0, 2)), np.zeros(0), np.zeros(0, dtype=np.int64)
-    segs = np.concatenate([p[0] for p in parts]).reshape(-1, 2)
-    scores = np.concatenate([p[1] for p in parts])
-    labels = np.concatenate([p[2] for p in parts])
-    top = np.argsort(-scores, kind="stable")[:max_dets]
-    return segs[top], scores[top], labels[top]
-
-
-def to_detections(merged: dict[str, VideoDets], classes: list[str]) -> Detections:
-    """Per-video arrays -> one ``Detections``; label -1 becomes the empty class name."""
-    names = np.asarray([*classes, ""])  # index -1 -> ""
-    vids = [np.full(len(s), vid) for vid, (s, _, _) in merged.items()]
-    segs = [s for s, _, _ in merged.values()]
-    if not segs:
-        empty = np.zeros(0)
-        return Detections(np.array([], dtype=str), empty, empty, np.array([], dtype=str), empty)
-    segs_all = np.concatenate(segs)
-    return Detections(
-        video_ids=np.concatenate(vids).astype(str),
-        t_start_s=segs_all[:, 0],
-        t_end_s=segs_all[:, 1],
-        labels=names[np.concatenate([lab for _, _, lab in merged.values()])],
-        scores=np.concatenate([sc for _, sc, _ in merged.values()]),
-    )
-
-
-def cap_per_video(dets: Detections, max_dets: int) -> Detections:
-    """Keep the ``max_dets`` highest-scoring detections of every video."""
-    order = np.lexsort((-dets.scores, dets.video_ids))  # by video, then score descending
-    vids = dets.video_ids[order]
-    first = np.r_[0, np.flatnonzero(vids[1:] != vids[:-1]) + 1]  # start of each video block
-    rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
-    sel = order[rank < max_dets] if len(order) else order
-    return Detections(
-        dets.video_ids[sel],
-        dets.t_start_s[sel],
-        dets.t_end_s[sel],
-        dets.labels[sel],
-        dets.scores[sel],
-    )
-
-
-# ---------------------------------------------------------------------- classes
-
-
-def classify(
-    cfg: RunConfig,
-    ds: TalDataset,
-    proposals: Detections,
-    train_ids: list[str],
-    test_ids: list[str],
-) -> tuple[Detections, str]:
-    """Apply the video-level classifier when the detector is class-agnostic.
-
-    Returns:
-        (class-aware detections, the classifier used: "internal-mlp", a path or
-        "none (class-aware model)").
-    """
-    choice = cfg.eval.classifier
-    if not get_spec(cfg.model_name).class_agnostic:
-        if choice != "auto":
-            raise TalBenchError(
-                f"model {cfg.model_name!r} is class-aware; eval.classifier applies only to "
-                "class-agnostic models, leave it 'auto'"
-            )
-        return proposals, NONE_CLASS_AWARE
-    classes = ds.classes
-    if choice in ("auto", "internal"):
-        index = {name: i for i, name in enumerate(classes)}
-        labels = [[index[n] for n in ds.annotations.videos[v].labels] for v in train_ids]
-        scores = internal_class_scores(
-            ds.load_features, train_ids, labels, test_ids, len(classes), seed=cfg.train.seed
-        )
-        used = INTERNAL
-    else:
-        scores = load_class_scores(choice, classes, test_ids)
-        used = str(choice)
-    fused = fuse_classes(proposals, scores, classes, cfg.eval.top_k_classes)
-    return cap_per_video(fused, cfg.eval.max_dets_per_video), used
 
 
 # ---------------------------------------------------------------------- the pipeline
@@ -219,6 +89,42 @@ def _check(cfg: RunConfig) -> None:
         torch.set_num_threads(cfg.train.threads)
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         raise TalBenchError("train.epochs and train.batch_size must be >= 1")
+    check_protocol(cfg)
+
+
+BUDGETS = ("epochs", "steps")
+CLASSIFIER_DATA = ("fraction", "all")
+
+
+def check_protocol(cfg: RunConfig) -> None:
+    """The data-scaling protocol options: ``train.budget``, ``data.draw``, ``eval.classifier_data``.
+
+    Raises:
+        TalBenchError: an unknown value, or ``classifier_data="all"`` for a model whose classes
+            do not come from the internal classifier.
+    """
+    if cfg.train.budget not in BUDGETS:
+        raise TalBenchError(f"train.budget must be one of {', '.join(BUDGETS)}, got "
+                            f"{cfg.train.budget!r}")  # fmt: skip
+    if cfg.data.draw not in DRAWS:
+        raise TalBenchError(f"data.draw must be one of {', '.join(DRAWS)}, got {cfg.data.draw!r}")
+    if cfg.eval.classifier_data not in CLASSIFIER_DATA:
+        raise TalBenchError(f"eval.classifier_data must be one of {', '.join(CLASSIFIER_DATA)}, "
+                            f"got {cfg.eval.classifier_data!r}")  # fmt: skip
+    if cfg.eval.classifier_data == "all" and cfg.eval.classifier not in ("internal", AUTO):
+        raise TalBenchError(
+            "eval.classifier_data=all trains the internal video-level classifier on every "
+            f"training video; eval.classifier is {cfg.eval.classifier!r}: set it to internal "
+            "(class-agnostic detectors) or drop classifier_data"
+        )
+
+
+def classifier_videos(cfg: RunConfig, ds: TalDataset, draw_ids: list[str]) -> list[str]:
+    """Videos the internal video-level classifier learns from: the detector's draw, or with
+    ``eval.classifier_data="all"`` every training video (as fixed external scores would)."""
+    if cfg.eval.classifier_data == "all":
+        return ds.video_ids(cfg.data.train_subset)
+    return draw_ids
 
 
 def _evaluate(
@@ -227,10 +133,8 @@ def _evaluate(
     test_ids = ds.video_ids(test_subset)
     items = build_items(ds, cfg.data, test_subset, test_ids, train=False)
     per_video = predict_videos(model, items, cfg.train.batch_size, cfg.data.num_workers)
-    merged = merge_videos(
-        dict(sorted(per_video.items())), cfg.eval.nms_sigma, cfg.eval.max_dets_per_video
-    )
-    dets, used = classify(cfg, ds, to_detections(merged, ds.classes), draw_ids, test_ids)
+    ctx = FusionContext(ds, classifier_videos(cfg, ds, draw_ids), test_ids, cfg.train.seed)
+    dets, used = postprocess_videos(per_video, cfg.eval, ctx)
     result = evaluate_detections(
         ds.annotations, test_subset, dets, tiou_preset(cfg.eval.tiou), dedup=cfg.eval.dedup
     )
@@ -244,26 +148,27 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
     RSS), ``eval_time_s`` covers prediction, merging, classification and scoring.
 
     Args:
-        cfg: the resolved run config (``resolve_run_config``).
+        cfg: the run config (``resolve_run_config``; "auto" values are resolved here too).
         progress: show progress bars on stderr.
         on_epoch: called with each epoch's log dict as soon as that epoch ends.
     """
+    cfg = apply_protocol(cfg)
     _check(cfg)
     seed = cfg.train.seed
     generator, flags = seed_everything(seed, cfg.train.deterministic, cfg.train.device)
-    ds = create_dataset(cfg.data.dataset, cfg.data.root)
-    encoder = getattr(getattr(cfg.model, "encoder", None), "kind", "none")
-    if getattr(ds, "provides", "features") == "frames" and encoder == "none":
-        raise TalBenchError(
-            f"dataset {cfg.data.dataset!r} gives video frames; model {cfg.model_name!r} needs a "
-            "video encoder: set model.encoder.kind=tsm (etad: --preset egs)"
-        )
+    ds = open_dataset(cfg.data)
+    if getattr(ds, "provides", "features") == "frames":
+        from tal_bench.pipelines.checks import check_frames_model
+
+        check_frames_model(cfg)
     train_subset = ds.resolve_subset(cfg.data.train_subset)
     test_subset = ds.resolve_subset(cfg.data.test_subset)
-    draw = sample_fraction(ds.annotations, train_subset, cfg.data.fraction, cfg.data.slice, seed)
+    draw = sample_fraction(ds.annotations, train_subset, cfg.data.fraction, cfg.data.slice, seed,
+                           draw=cfg.data.draw, nested=cfg.data.nested)  # fmt: skip
     draw_ids = list(draw.video_ids)
     item_gen = torch.Generator().manual_seed(seed + 1)  # full-mode crops, apart from shuffling
     train_items = build_items(ds, cfg.data, train_subset, draw_ids, True, item_gen)
+    budget = _full_data_iters(ds, cfg, train_subset) if cfg.train.budget == "steps" else None
     input_dim, num_classes = ds.feature_meta.input_dim, len(ds.classes)
     torch.manual_seed(seed)  # the weight init does not depend on what the data layer drew
     model = create_model(cfg.model_name, cfg.model, input_dim, num_classes)
@@ -279,6 +184,7 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
         cfg.data.num_workers,
         progress=progress,
         on_epoch=on_epoch,
+        budget_iters_per_epoch=budget,
     )
     start = time.perf_counter()
     dets, used, result, num_test = _evaluate(cfg, ds, fitted.model, draw_ids, test_subset)
@@ -293,6 +199,7 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
         "eval_time_s": time.perf_counter() - start,
         "params": sum(p.numel() for p in model.parameters()),
         "epochs": cfg.train.epochs,
+        "train_steps": int(sum(e["iters"] for e in fitted.epochs)),
         "num_train_videos": draw.n_drawn,
         "num_train_videos_total": draw.n_total,
         "num_train_items": len(train_items),
@@ -306,6 +213,13 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
     }
     shapes = {"input_dim": input_dim, "num_classes": num_classes}
     return TrainOutcome(summary, dets, fitted.model, fitted.epochs, flags, shapes)
+
+
+def _full_data_iters(ds: TalDataset, cfg: RunConfig, train_subset: str) -> int:
+    """Iterations of one epoch over every training video: the step budget's epoch."""
+    all_ids = ds.video_ids(train_subset)
+    items = build_items(ds, cfg.data, train_subset, all_ids, True, torch.Generator().manual_seed(0))
+    return math.ceil(len(items) / cfg.train.batch_size)
 
 
 def _fit_columns(fitted: FitResult) -> dict[str, Any]:
@@ -355,16 +269,34 @@ def train_and_evaluate(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
 # ---------------------------------------------------------------------- the run record
 
 
-def run_train(cfg: RunConfig, out_dir: str | Path | None, progress: bool = True) -> dict[str, Any]:
+def run_train(
+    cfg: RunConfig,
+    out_dir: str | Path | None,
+    progress: bool = True,
+    note: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """:func:`train_and_evaluate` plus a run record in ``out_dir``.
 
-    Writes ``meta.json`` (resolved config, seeds), ``rows.jsonl`` (one ``kind: "epoch"`` row
-    per epoch as it ends, one ``kind: "result"`` row; a failure is a ``status: "failed"``
-    row), ``detections.json`` and ``checkpoint.pt``.
+    Everything that can be checked is checked first (``tal_bench.pipelines.checks``: options,
+    config, ``out_dir``, dataset, feature files); a user error there writes nothing. Then it
+    writes ``meta.json`` (resolved config, seeds), ``rows.jsonl`` (one ``kind: "epoch"`` row
+    per epoch as it ends, one ``kind: "result"`` row; a failure during training is a
+    ``status: "failed"`` row and meta status ``failed``), ``detections.json`` and
+    ``checkpoint.pt``.
+
+    Args:
+        cfg: the run config.
+        out_dir: run directory (None = ``runs/train/<stamp>_<sha>``).
+        progress: show progress bars on stderr.
+        note: called with each note about the data (e.g. segments outside their video).
 
     Returns:
         The summary plus ``run_dir``.
     """
+    from tal_bench.pipelines.checks import check_run
+
+    cfg = apply_protocol(cfg)
+    check_run(cfg, out_dir, note)
     config = to_dict(cfg)
     seeds = {"train": cfg.train.seed, "fraction_draw": cfg.train.seed, "slice": cfg.data.slice}
     run = create_run(out_dir, "train", config, seeds)

@@ -261,25 +261,40 @@ def plot_sampling_ratios(table: pd.DataFrame, footer: str, kind: str = "dps") ->
 
 # ----------------------------------------------------------------------------- fits (Fig. 3)
 
-FIT_FAMILIES_DRAWN = ("5pl", "exp")  # the study's two families; the selected one is added
+# The study's two families and the two naive baselines; the selected method is added.
+FIT_METHODS_DRAWN = ("ensemble", "5pl", "exp", "last", "loglog")
 _FIT_COLS = ["series", "family", "fraction_pct", "map_pct", "lo", "hi"]
 
 
 def _predict(family: str, params: dict[str, float], x: np.ndarray) -> np.ndarray | None:
-    """``CURVES[family]`` at ``x``; None when the family or a parameter is unknown."""
-    from tal_bench.fits import CURVES  # plots read fits; fits never import plots
+    """``METHODS[family]`` at ``x``; None when the family or a parameter is unknown."""
+    from tal_bench.fits import METHODS  # plots read fits; fits never import plots
 
-    curve = CURVES.get(family)
+    curve = METHODS.get(family)
     if curve is None or not params or any(p not in params for p in curve.params):
         return None
-    with np.errstate(all="ignore"):
-        return np.asarray(curve.predict(x, params), dtype=float)
+    return np.asarray(curve.predict(x, params), dtype=float)
 
 
-def _families_drawn(fits: dict[str, Any]) -> list[str]:
-    selected = (fits.get("extrapolation") or {}).get("selected")
-    names = [*FIT_FAMILIES_DRAWN, *([selected] if selected else [])]
-    return list(dict.fromkeys(names))
+def _method_curve(methods: dict[str, Any], name: str, x: np.ndarray) -> np.ndarray | None:
+    """A projected method's curve at ``x``; the ensemble's is its members' weighted mean."""
+    entry = methods.get(name) or {}
+    if entry.get("status") != "ok":
+        return None
+    weights = entry.get("weights")
+    if weights:
+        curves = [(w, _method_curve(methods, m, x)) for m, w in weights.items()]
+        if any(c is None for _, c in curves):
+            return None
+        return sum(w * c for w, c in curves) / sum(w for w, _ in curves)  # type: ignore[operator]
+    return _predict(name, entry.get("params") or {}, x)
+
+
+def _methods_drawn(fits: dict[str, Any]) -> list[str]:
+    proj = fits.get("projection") or {}
+    names = [*([proj["selected"]] if proj.get("selected") else []), *FIT_METHODS_DRAWN]
+    methods = proj.get("methods") or {}
+    return [m for m in dict.fromkeys(names) if (methods.get(m) or {}).get("status") == "ok"]
 
 
 def fits_anchor_table(fits: dict[str, Any]) -> pd.DataFrame:
@@ -288,7 +303,7 @@ def fits_anchor_table(fits: dict[str, Any]) -> pd.DataFrame:
     cols = ["fraction_pct", "mean", "std", "n_slices"]
     recs = [
         (float(a["fraction_pct"]), float(a["map_mean_pct"]),
-         float(a["map_std_pct"]) if int(a.get("n_slices", 1)) > 1 else float("nan"),
+         float("nan") if a.get("map_std_pct") is None else float(a["map_std_pct"]),
          int(a.get("n_slices", 1)))
         for a in fits.get("anchors") or []
     ]  # fmt: skip
@@ -298,11 +313,11 @@ def fits_anchor_table(fits: dict[str, Any]) -> pd.DataFrame:
 def fit_plot_table(fits: dict[str, Any], anchors: pd.DataFrame, n_grid: int = 200) -> pd.DataFrame:
     """Everything a fit figure draws, as rows of one table.
 
-    Series: ``anchors`` (measured mean mAP, ``lo``/``hi`` = mean -/+ std), ``fit`` (a family fitted
-    on all anchors, ``families`` in fits.json), ``extrapolation`` (the same family fitted on the
-    first anchors only, ``extrapolation.per_family``, drawn up to the target), ``projection`` (its
-    value at the target with the bootstrap interval in ``lo``/``hi``) and ``actual`` (the measured
-    mean at the target).
+    Series: ``anchors`` (measured mean mAP, ``lo``/``hi`` = mean -/+ std), ``projection`` (a
+    method fitted on the fit range, drawn up to the target: the selected method, the ensemble,
+    the study's 5PL and exponential, and the baselines), ``target`` (its value at the target
+    with the calibrated interval in ``lo``/``hi``, the bootstrap one when there is none) and
+    ``actual`` (the measured mean at the target).
 
     Args:
         fits: a ``fits.json`` object.
@@ -313,93 +328,86 @@ def fit_plot_table(fits: dict[str, Any], anchors: pd.DataFrame, n_grid: int = 20
         ("anchors", "", r.fraction_pct, r.mean, r.mean - r.std, r.mean + r.std)
         for r in anchors.itertuples()
     ]
-    ext = fits.get("extrapolation") or {}
-    x_max = max([float(anchors["fraction_pct"].max()) if len(anchors) else 100.0,
-                 float(ext.get("target") or ext.get("target_pct") or 100.0)])  # fmt: skip
+    proj = fits.get("projection") or {}
+    target = float(proj.get("target") or 100.0)
     x_min = float(anchors["fraction_pct"].min()) if len(anchors) else 1.0
-    grid = np.geomspace(max(x_min, 1e-3), x_max, n_grid)
-    per_family = ext.get("per_family") or {}
-    for fam in _families_drawn(fits):
-        entry = (fits.get("families") or {}).get(fam) or {}
-        y = _predict(fam, entry.get("params") or {}, grid) if entry.get("status") == "ok" else None
+    grid = np.geomspace(max(x_min, 1e-3), max(target, x_min), n_grid)
+    methods = proj.get("methods") or {}
+    for name in _methods_drawn(fits):
+        y = _method_curve(methods, name, grid)
         if y is not None:
-            rows += [("fit", fam, x, v, np.nan, np.nan) for x, v in zip(grid, y, strict=True)]
-        rows += _extrapolation_rows(fam, per_family.get(fam) or {}, grid, x_max)
-    if ext.get("actual") is not None:
-        rows.append(("actual", "", x_max, float(ext["actual"]), np.nan, np.nan))
+            rows += [
+                ("projection", name, x, v, np.nan, np.nan) for x, v in zip(grid, y, strict=True)
+            ]
+        entry = methods[name]
+        lo, hi = entry.get("interval") or entry.get("interval_bootstrap") or [np.nan, np.nan]
+        if entry.get("projected") is not None:
+            rows.append(("target", name, target, float(entry["projected"]), lo, hi))
+    if proj.get("actual") is not None:
+        rows.append(("actual", "", target, float(proj["actual"]), np.nan, np.nan))
     return pd.DataFrame.from_records(rows, columns=_FIT_COLS)
 
 
-def _extrapolation_rows(fam: str, entry: dict[str, Any], grid: np.ndarray, x_max: float) -> list:
-    if entry.get("status", "ok") != "ok" or entry.get("projected") is None:
-        return []
-    rows: list[tuple[Any, ...]] = []
-    y = _predict(fam, entry.get("params") or {}, grid)
-    if y is not None:
-        rows += [("extrapolation", fam, x, v, np.nan, np.nan) for x, v in zip(grid, y, strict=True)]
-    lo, hi = (entry.get("interval") or [np.nan, np.nan])[:2]
-    rows.append(("projection", fam, x_max, float(entry["projected"]), lo, hi))
-    return rows
-
-
 def plot_fit(name: str, model: str, fits: dict[str, Any], table: pd.DataFrame, footer: str) -> Plot:
-    """Learning curve with fitted 5PL/exponential curves and their extrapolations (Fig. 3).
+    """Learning curve with the projections from the fit range to the target (Fig. 3).
 
     Args:
         name: file stem.
         model: model name for the title.
-        fits: the ``fits.json`` object (for the fit range and the selected family).
+        fits: the ``fits.json`` object (fit range, selected method, warning).
         table: :func:`fit_plot_table` output.
         footer: machine footer text.
     """
-    ext = fits.get("extrapolation") or {}
-    level = float(ext.get("interval_level") or 0.95)
+    proj = fits.get("projection") or {}
+    level = float(proj.get("level") or 0.95)
     pts = table[table["series"] == "anchors"]
     with figure_context():
         fig = new_figure(8.6, 4.6)
         ax = fig.add_subplot()
         ax.set_xscale("log")
-        if ext.get("upto") is not None and not pts.empty:
-            upto = float(ext["upto"])
+        if proj.get("upto") is not None and not pts.empty:
+            upto = float(proj["upto"])
             ax.axvspan(float(pts["fraction_pct"].min()) / 1.2, upto, color="0.95", zorder=0,
-                       label=f"extrapolation fit range (≤ {upto:g} %)")  # fmt: skip
+                       label=f"fit range (≤ {upto:g} %)")  # fmt: skip
         ax.errorbar(pts["fraction_pct"], pts["map_pct"], yerr=pts["map_pct"] - pts["lo"], fmt="o",
                     color="k", capsize=2.5, label="measured mean ± std", zorder=5)  # fmt: skip
-        families = _families_drawn(fits)
-        for i, fam in enumerate(families):
+        drawn = list(dict.fromkeys(table.loc[table["series"] == "target", "family"]))
+        for i, method in enumerate(drawn):
             # Projections share the target x; spread them a little so intervals stay readable.
-            shift = 1.0 + 0.03 * (i - (len(families) - 1) / 2)
-            _draw_family(ax, table, fam, f"C{i % 8}", fam == ext.get("selected"), level, shift)
+            shift = 1.0 + 0.03 * (i - (len(drawn) - 1) / 2)
+            _draw_method(ax, table, method, f"C{i % 8}", method == proj.get("selected"), level,
+                         shift)  # fmt: skip
         actual = table[table["series"] == "actual"]
         ax.plot(actual["fraction_pct"], actual["map_pct"], "*", ms=11, color="k",
                 label="measured at target", zorder=6)  # fmt: skip
         measured_ticks(ax, pts["fraction_pct"].to_numpy(float))
         ax.set_xlabel("training data (% of training videos, log scale)")
         ax.set_ylabel(metric_label(str(fits.get("metric", "map_avg_pct"))))
-        ax.set_title(f"Learning-curve fits and extrapolation: {model}")
-        # Outside the axes: with many families inside it covered the curves it explains.
+        title = f"Projection from the fit range: {model}"
+        ax.set_title(
+            title + ("\n(do not trust it: see the warning)" if proj.get("warning") else "")
+        )
+        # Outside the axes: with many methods inside it covered the curves it explains.
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7)
         add_footer(fig, footer)
-    return Plot(name, f"Curve fits and extrapolation: {model}", fig, table)
+    return Plot(name, f"Projection from the fit range: {model}", fig, table)
 
 
-def _draw_family(
-    ax: Any, table: pd.DataFrame, fam: str, color: str, selected: bool, level: float, shift: float
-) -> None:
-    """One family: solid fit on all points, dashed extrapolation, projection with interval."""
-    mark = " (selected)" if selected else ""
-    fam_rows = table[table["family"] == fam]
-    fit = fam_rows[fam_rows["series"] == "fit"]
-    if not fit.empty:
-        ax.plot(fit["fraction_pct"], fit["map_pct"], "-", color=color,
-                label=f"{fam} fit, all points")  # fmt: skip
-    ext = fam_rows[fam_rows["series"] == "extrapolation"]
-    if not ext.empty:
-        ax.plot(ext["fraction_pct"], ext["map_pct"], "--", color=color,
-                label=f"{fam} from first points{mark}")  # fmt: skip
-    for r in fam_rows[fam_rows["series"] == "projection"].itertuples():
+def _draw_method(
+    ax: Any, table: pd.DataFrame, method: str, color: str, selected: bool, level: float,
+    shift: float,
+) -> None:  # fmt: skip
+    """One method: its curve from the fit range on, and its projection with interval."""
+    rows = table[table["family"] == method]
+    curve = rows[rows["series"] == "projection"]
+    if not curve.empty:
+        ax.plot(curve["fraction_pct"], curve["map_pct"], "-" if selected else "--", color=color,
+                lw=2.2 if selected else 1.0,
+                label=method + (" (selected)" if selected else ""))  # fmt: skip
+    for r in rows[rows["series"] == "target"].itertuples():
         err = None
         if not (np.isnan(r.lo) or np.isnan(r.hi)):
             err = [[max(r.map_pct - r.lo, 0.0)], [max(r.hi - r.map_pct, 0.0)]]
+        label = f"{method} projection ({level:.0%} interval)"
         ax.errorbar([r.fraction_pct * shift], [r.map_pct], yerr=err, fmt="D", color=color,
-                    capsize=3, ms=5, label=f"{fam} projection ({level:.0%} interval)")  # fmt: skip
+                    capsize=3, ms=5, label=label)  # fmt: skip

@@ -362,43 +362,85 @@ def _num(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def extrapolation_table(fits: dict[str, Any], model: str) -> Table:
-    """Projection at the target fraction from fits on the first points, per family.
+def _interval_text(iv: Any) -> str:
+    return "-" if not iv else f"[{fmt_num(iv[0])}, {fmt_num(iv[1])}]"
+
+
+def projection_table(fits: dict[str, Any], model: str) -> Table:
+    """The headline: the selected method's projection, its interval, the measured value and
+    the warning when the projection should not be trusted (next to the number).
 
     Args:
-        fits: the ``fits.json`` object (``extrapolation`` section).
+        fits: the ``fits.json`` object (``projection`` section).
         model: model name (table name and caption).
     """
-    ext = fits.get("extrapolation") or {}
-    cols = ["family", "selected", "upto_pct", "status", "projected", "lo", "hi", "actual", "error",
-            "holdout_error"]  # fmt: skip
+    proj = fits.get("projection") or {}
+    lo, hi = (proj.get("interval") or [None, None])[:2]
+    data = pd.DataFrame([{
+        "model": model, "upto_pct": _num(proj.get("upto")), "target_pct": _num(proj.get("target")),
+        "selected": proj.get("selected") or "-", "projected": _num(proj.get("projected")),
+        "lo": _num(lo), "hi": _num(hi), "level": _num(proj.get("level")),
+        "actual": _num(proj.get("actual")), "error": _num(proj.get("error")),
+        "warning": proj.get("warning") or "",
+    }])  # fmt: skip
+    display = pd.DataFrame({
+        "fit on ≤ (%)": data["upto_pct"].map(lambda v: fmt_num(v, 0)),
+        "target (%)": data["target_pct"].map(lambda v: fmt_num(v, 0)),
+        "selected by backtest": data["selected"],
+        "projected (mAP pts)": data["projected"].map(fmt_num),
+        f"{_num(proj.get('level')):.0%} interval": [_interval_text(proj.get("interval"))],
+        "measured (mAP pts)": data["actual"].map(fmt_num),
+        "error (mAP pts)": data["error"].map(fmt_num),
+        "trust": data["warning"].replace("", "no warning"),
+    })  # fmt: skip
+    return Table(f"projection_{model}", f"Projection: {model}", data, display)
+
+
+def backtest_table(fits: dict[str, Any], model: str) -> Table:
+    """Every family, baseline and the ensemble: backtest error and interval coverage on the fit
+    range, and the projection to the target with both intervals. Sorted by backtest error.
+
+    Args:
+        fits: the ``fits.json`` object (``projection`` section).
+        model: model name (table name and caption).
+    """
+    proj = fits.get("projection") or {}
     records = []
-    for fam, entry in sorted((ext.get("per_family") or {}).items()):
-        lo, hi = (entry.get("interval") or [None, None])[:2]
+    for name, entry in (proj.get("methods") or {}).items():
+        bt = entry.get("backtest") or {}
         records.append({
-            "family": fam, "selected": fam == ext.get("selected"),
-            "upto_pct": _num(ext.get("upto")), "status": entry.get("status", "ok"),
-            "projected": _num(entry.get("projected")), "lo": _num(lo), "hi": _num(hi),
-            "actual": _num(entry.get("actual", ext.get("actual"))),
-            "error": _num(entry.get("error")), "holdout_error": _num(entry.get("holdout_error")),
+            "method": name, "kind": entry.get("kind", "family"),
+            "selected": name == proj.get("selected"), "status": entry.get("status", "ok"),
+            "mae": _num(bt.get("mae")), "max_abs_error": _num(bt.get("max_abs_error")),
+            "n_forecasts": int(bt.get("n_forecasts") or 0), "n_pairs": int(bt.get("n_pairs") or 0),
+            "coverage": _num(bt.get("coverage")),
+            "coverage_bootstrap": _num(bt.get("coverage_bootstrap")),
+            "projected": _num(entry.get("projected")),
+            "interval": entry.get("interval"),
+            "interval_bootstrap": entry.get("interval_bootstrap"),
         })  # fmt: skip
+    cols = ["method", "kind", "selected", "status", "mae", "max_abs_error", "n_forecasts",
+            "n_pairs", "coverage", "coverage_bootstrap", "projected", "interval",
+            "interval_bootstrap"]  # fmt: skip
     data = pd.DataFrame.from_records(records, columns=cols)
-    display = pd.DataFrame(
-        {
-            "family": [
-                f"{f} ✓" if s else f for f, s in zip(data["family"], data["selected"], strict=True)
-            ],
-            "fit on ≤ (%)": data["upto_pct"].map(lambda v: fmt_num(v, 0)),
-            "status": data["status"],
-            "projected (mAP pts)": data["projected"].map(fmt_num),
-            "interval (mAP pts)": [
-                "-" if math.isnan(lo) else f"[{fmt_num(lo)}, {fmt_num(hi)}]"
-                for lo, hi in zip(data["lo"], data["hi"], strict=True)
-            ],
-            "measured (mAP pts)": data["actual"].map(fmt_num),
-            "error (mAP pts)": data["error"].map(fmt_num),
-            "held-out |error| (mAP pts)": data["holdout_error"].map(fmt_num),
-        }
-    )
-    title = f"Extrapolation from the first points: {model} (✓ = selected family)"
-    return Table(f"extrapolation_{model}", title, data, display)
+    data = data.sort_values("mae", kind="stable", na_position="last").reset_index(drop=True)
+    display = pd.DataFrame({
+        "method": [f"{m} ✓" if s else m for m, s in zip(data["method"], data["selected"],
+                                                        strict=True)],
+        "kind": data["kind"],
+        "backtest mean |error| (mAP pts)": [
+            "not backtested" if n == 0 and st == "ok" else fmt_num(v)
+            for v, n, st in zip(data["mae"], data["n_forecasts"], data["status"], strict=True)
+        ],
+        "max |error|": data["max_abs_error"].map(fmt_num),
+        "coverage": data["coverage"].map(lambda v: "-" if math.isnan(v) else f"{v:.0%}"),
+        "coverage, slices only": data["coverage_bootstrap"].map(
+            lambda v: "-" if math.isnan(v) else f"{v:.0%}"),
+        "projected (mAP pts)": data["projected"].map(fmt_num),
+        "interval": data["interval"].map(_interval_text),
+        "interval, slices only": data["interval_bootstrap"].map(_interval_text),
+    })  # fmt: skip
+    upto, target = _num(proj.get("upto")), _num(proj.get("target"))
+    title = (f"Backtest on ≤ {upto:g} % and projection to {target:g} %: {model} "
+             "(✓ = selected by backtest error)")  # fmt: skip
+    return Table(f"backtest_{model}", title, data, display)

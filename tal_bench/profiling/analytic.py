@@ -79,3 +79,101 @@ def etad_macs(cfg: Any, input_dim: int, padded_len: int, valid_len: int) -> dict
         "pem": pem,
         "total": total,
     }
+
+
+def deform_attn_macs(queries: int, dim: int, heads: int, points: int, values: int) -> int:
+    """One temporal deformable attention: value projection over the ``values`` steps; offsets,
+    weights and output projection per query; the sampler (``grid_sample``, 4 weighted taps per
+    sampled value) and the weighted sum over the points (1 per sampled value)."""
+    sampled = queries * heads * points * (dim // heads)  # values read, all heads
+    return (
+        linear_macs(dim, dim, values)  # value_proj
+        + linear_macs(dim, 2 * heads * points, queries)  # sampling_offsets + attention_weights
+        + linear_macs(dim, dim, queries)  # output_proj
+        + 4 * sampled  # interpolation taps
+        + sampled  # attention-weighted sum
+    )
+
+
+def tadtr_macs(cfg: Any, input_dim: int, length: int, num_classes: int) -> dict[str, int]:
+    """MACs of TadTR's network (``Tadtr.forward_dense``) on one item of ``length`` steps.
+
+    Follows ``tal_bench.models.tadtr``: the segment MLP runs ``2L - 1`` times (once per layer in
+    the head, once per layer but the last to refine the next reference); the RoI-align of the
+    actionness head is interpolation by ``embedding_bag`` and counts zero (listed among the
+    counters' zero ops).
+
+    Args:
+        cfg: a ``TadtrConfig``.
+        input_dim: C_in.
+        length: T, steps of the item.
+        num_classes: K.
+
+    Returns:
+        ``{"input_proj", "encoder", "decoder", "heads", "actionness", "total"}``.
+    """
+    d, f, q, h = cfg.hidden_dim, cfg.ffn_dim, cfg.num_queries, cfg.heads
+    layers = cfg.dec_layers
+    input_proj = conv1d_macs(input_dim, d, 1, length)
+    ffn = linear_macs(d, f) + linear_macs(f, d)  # per row
+    encoder = cfg.enc_layers * (
+        deform_attn_macs(length, d, h, cfg.enc_points, length) + length * ffn
+    )
+    self_attn = 4 * linear_macs(d, d, q) + q * q * 2 * d  # in/out projections, QK^T and PV
+    decoder = layers * (deform_attn_macs(q, d, h, cfg.dec_points, length) + self_attn + q * ffn)
+    seg_mlp = linear_macs(d, d, q) * 2 + linear_macs(d, 2, q)
+    heads = (
+        linear_macs(d, 1, q)  # reference points
+        + (2 * layers - 1) * seg_mlp
+        + layers * linear_macs(d, num_classes, q)
+    )
+    actionness = 0
+    if cfg.actionness:
+        actionness = (
+            linear_macs(cfg.roi_bins * d, d, q) + linear_macs(d, d, q) + linear_macs(d, 1, q)
+        )
+    total = input_proj + encoder + decoder + heads + actionness
+    return {
+        "input_proj": input_proj,
+        "encoder": encoder,
+        "decoder": decoder,
+        "heads": heads,
+        "actionness": actionness,
+        "total": total,
+    }
+
+
+def conv2d_macs(c_in: int, c_out: int, kernel_cells: int, cells_out: int) -> int:
+    """``Conv2d``: every output cell sums ``c_in * kernel_cells`` products per output channel."""
+    return cells_out * c_out * c_in * kernel_cells
+
+
+def bmn_macs(cfg: Any, input_dim: int) -> dict[str, int]:
+    """MACs of BMN's network (``Bmn.forward_dense``) on one window of ``cfg.tscale`` steps.
+
+    The boundary-matching layer is one dense matrix product with the (T, N·D·T) sampling mask,
+    over every map cell, valid or not, as BMN computes it; every 2-D conv runs on all D x T
+    cells.
+
+    Args:
+        cfg: a ``BmnConfig``.
+        input_dim: C_in.
+
+    Returns:
+        ``{"projection", "tem", "bm_layer", "pem", "total"}``.
+    """
+    t, d, h, g = cfg.tscale, cfg.dscale, cfg.hidden_dim, cfg.groups
+    r, cells = cfg.bm_dim, cfg.dscale * cfg.tscale
+    projection = conv1d_macs(input_dim, h, 3, t, g) + conv1d_macs(h, h, 3, t, g)
+    tem = 2 * (conv1d_macs(h, h, 3, t, g) + conv1d_macs(h, 1, 1, t))
+    bm_layer = (
+        conv1d_macs(h, r, 3, t)  # reduce conv
+        + r * t * (cfg.num_samples * d * t)  # features (R, T) @ mask (T, N·D·T)
+        + conv2d_macs(r, cfg.roi_dim, cfg.num_samples, cells)  # (N, 1) conv over the points
+        + conv2d_macs(cfg.roi_dim, cfg.pem_dim, 1, cells)  # 1x1 conv
+    )
+    pem = cfg.pem_convs * conv2d_macs(cfg.pem_dim, cfg.pem_dim, 9, cells) + conv2d_macs(
+        cfg.pem_dim, 2, 1, cells
+    )
+    total = projection + tem + bm_layer + pem
+    return {"projection": projection, "tem": tem, "bm_layer": bm_layer, "pem": pem, "total": total}

@@ -2,23 +2,28 @@
 
 **What a MAC is here.** One multiply-accumulate of a matrix product: convolutions, linear
 layers, ``mm/addmm/bmm/baddbmm/matmul/einsum``, attention (``Q K^T`` and ``P V``) and the gate
-matrix products of recurrent layers (LSTM: ``T·B·4H·(I+H)`` per layer and direction). Biases,
-normalisation, activations, interpolation, reductions and other elementwise ops count **zero**,
-and every such op that ran is listed by name in ``zero_ops``. Pure data-movement and tensor
-creation ops (:data:`MOVEMENT_OPS`: views, copies, cat, gather, ...) do no arithmetic and are
-not listed.
+matrix products of recurrent layers (LSTM: ``T·B·4H·(I+H)`` per layer and direction), plus the
+weighted taps of ``grid_sample`` (:func:`grid_sampler_macs`: 4 per sampled value, bilinear, as
+fvcore's own handle): deformable attention's sampler (TadTR) is a sparse weighted sum of its
+taps, real arithmetic that grows with the input. Biases, normalisation, activations, other
+interpolation (the 1-D RoI-align's ``embedding_bag``), reductions and other elementwise ops
+count **zero**, and every such op that ran is listed by name in ``zero_ops``. Pure data-movement
+and tensor creation ops (:data:`MOVEMENT_OPS`: views, copies, cat, gather, ...) do no arithmetic
+and are not listed.
 
 **Primary counter** (:func:`count_macs_flop_counter`): ``torch.utils.flop_counter.
 FlopCounterMode`` (FLOPs, one MAC = 2 FLOPs), preferably on the meta device where LSTMs
 decompose into ``addmm`` and nothing really runs. On CPU/CUDA, ``nn.LSTM`` dispatches to
 ``aten.mkldnn_rnn_layer`` / ``aten._cudnn_rnn``, which the counter does not know; we add
-formulas for those (and for the CPU flash-attention kernel) and record them in ``formula_ops``.
+formulas for those (and for the CPU flash-attention kernel and ``grid_sampler_2d``) and record
+them in ``formula_ops``.
 
 **Cross-check** (:func:`count_macs_fvcore`): fvcore ``FlopCountAnalysis`` (already MACs) with
-handles we add for ``aten::lstm/gru/rnn_*``, ``aten::baddbmm`` and
-``aten::scaled_dot_product_attention``. Its non-matrix default handles (norms, upsampling,
-pooling, grid_sample) are replaced by zero handles so both counters follow the same rule, and
-the ops fvcore would ignore silently are routed through zero handles so that they are listed.
+handles we add for ``aten::lstm/gru/rnn_*``, ``aten::baddbmm``,
+``aten::scaled_dot_product_attention`` and ``aten::grid_sampler`` (the same tap rule as the
+primary counter). Its other non-matrix default handles (norms, upsampling, pooling) are replaced
+by zero handles so both counters follow the same rule, and the ops fvcore would ignore silently
+are routed through zero handles so that they are listed.
 """
 
 from __future__ import annotations
@@ -129,8 +134,11 @@ _FVCORE_NON_MATMUL = (
     "aten::upsample_nearest2d",
     "aten::upsample_bilinear2d",
     "aten::adaptive_avg_pool2d",
-    "aten::grid_sampler",
 )
+
+# Weighted taps per sampled value of grid_sample, by interpolation mode (0 bilinear,
+# 1 nearest: a pure gather, 2 bicubic).
+GRID_SAMPLER_TAPS = {0: 4, 1: 0, 2: 16}
 
 
 @dataclass
@@ -213,6 +221,17 @@ def attention_macs(q_shape: Any, k_shape: Any, v_shape: Any) -> int:
     return batch * length * k_shape[-2] * (e + v_shape[-1])
 
 
+def grid_sampler_macs(input_shape: Any, grid_shape: Any, interpolation_mode: int) -> int:
+    """MACs of a 2-D ``grid_sample``: every output value ``(n, c, h, w)`` sums its weighted taps.
+
+    Output values = N · C · H_out · W_out (grid ``(N, H_out, W_out, 2)``); taps per value from
+    :data:`GRID_SAMPLER_TAPS` (bilinear 4, as fvcore's default handle counts it).
+    """
+    n, h_out, w_out = grid_shape[0], grid_shape[1], grid_shape[2]
+    taps = GRID_SAMPLER_TAPS.get(int(interpolation_mode), 4)
+    return n * input_shape[1] * h_out * w_out * taps
+
+
 def _shapes(x: Any) -> list[Any]:
     """Shapes in a (nested) list; a ``torch.Size`` is a tuple, so pytree would flatten it."""
     if isinstance(x, torch.Size):
@@ -237,6 +256,11 @@ def _sdpa_cpu_flops(q, k, v, *args, out_shape=None, **kwargs) -> int:
     return 2 * attention_macs(q, k, v)
 
 
+def _grid_sampler_flops(inp, grid, mode, *args, out_shape=None, **kwargs) -> int:
+    # aten.grid_sampler_2d(input, grid, interpolation_mode, padding_mode, align_corners)
+    return 2 * grid_sampler_macs(inp, grid, mode)
+
+
 def _extra_flop_formulas() -> dict[Any, Callable[..., int]]:
     """FlopCounterMode formulas for ops missing from its registry (FLOPs = 2 · MACs)."""
     aten = torch.ops.aten
@@ -244,6 +268,7 @@ def _extra_flop_formulas() -> dict[Any, Callable[..., int]]:
         "mkldnn_rnn_layer": _mkldnn_rnn_flops,
         "_cudnn_rnn": _cudnn_rnn_flops,
         "_scaled_dot_product_flash_attention_for_cpu": _sdpa_cpu_flops,
+        "grid_sampler_2d": _grid_sampler_flops,
     }
     return {getattr(aten, k): f for k, f in table.items() if hasattr(aten, k)}
 
@@ -379,6 +404,16 @@ def _fvcore_baddbmm(inputs: list[Any], outputs: list[Any]) -> int:
     return b * n * k * get_shape(inputs[2])[-1]
 
 
+def _fvcore_grid_sampler(inputs: list[Any], outputs: list[Any]) -> int:
+    from fvcore.nn.jit_handles import get_shape
+
+    # aten::grid_sampler(input, grid, interpolation_mode, padding_mode, align_corners)
+    shape = get_shape(inputs[0])
+    if len(shape) != 4:  # volumetric sampling: not used by any detector here
+        return 0
+    return grid_sampler_macs(shape, get_shape(inputs[1]), inputs[2].toIValue())
+
+
 def count_macs_fvcore(
     module: nn.Module,
     inputs: tuple[Any, ...],
@@ -420,8 +455,10 @@ def count_macs_fvcore(
     handles.update({n: _fvcore_rnn for n in rnn_ops})
     handles["aten::scaled_dot_product_attention"] = _fvcore_sdpa
     handles["aten::baddbmm"] = _fvcore_baddbmm
+    handles["aten::grid_sampler"] = _fvcore_grid_sampler
     handles.update(extra_handles or {})
     formula_names = {*rnn_ops, "aten::scaled_dot_product_attention", "aten::baddbmm"}
+    formula_names.add("aten::grid_sampler")
     formula_names |= set(extra_handles or {})
     device = str(next(iter(tensors_of(inputs)), torch.empty(0)).device)
     try:

@@ -23,13 +23,14 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from tal_bench.errors import TalBenchError
 from tal_bench.records.env import commit_info, library_versions, machine_info
 from tal_bench.runtime import FILE_MODE
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,8 @@ def create_run(
     commit = commit_info()
     path = Path(out_dir) if out_dir is not None else _default_run_dir(command, commit)
     config, seeds = _normalise(dict(config)), _normalise(dict(seeds))
+    if path.exists() and not path.is_dir():
+        raise TalBenchError(f"--out {path} is a file, not a folder; pass a new folder")
     if (path / META_FILE).exists():
         return _resume(path, command, config)
     if path.exists() and any(path.iterdir()):
@@ -376,6 +379,8 @@ def load_rows(
         One row per record line, columns as written plus ``run_dir`` (the directory each row
         came from). Empty DataFrame (with ``run_dir``) when there are no rows.
     """
+    import pandas as pd  # only the loaders need it; writing a record must start fast
+
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     frames = []

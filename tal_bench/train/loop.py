@@ -1,13 +1,15 @@
 """The shared training loop: any registered detector, one plain loop.
 
 ``fit`` builds the DataLoader (seeded generator, seeded workers), the optimizer and the
-per-iteration schedule from ``TrainConfig``, then runs ``train_one_epoch`` ``epochs`` times:
+per-iteration schedule from ``TrainConfig``, then runs ``train_one_epoch`` ``epochs`` times
+(or, with a fixed step budget, until ``epochs`` full-data epochs' worth of steps are done):
 ``model.training_step(items)["loss"]`` -> backward -> optional gradient clipping -> step ->
 schedule step -> optional EMA update. It measures wall time and peak memory and returns one
-dict per epoch (mean of every logged loss, LR, time). Models with ``param_groups()`` (named
-groups; end-to-end models put their video encoder in ``encoder``) get one optimizer group per
-name, the encoder at ``train.encoder_lr``. ``train.mem_probe`` adds the tensor peak of one
-training step on the CPU (``probe_step_memory``), the counterpart of CUDA's max allocated.
+dict per epoch (mean of every logged loss, LR, time). Models with ``optimizer_groups()`` get one
+optimizer group each (end-to-end models name their video encoder's ``encoder``: it starts from
+``train.encoder_lr`` and its gradient norm is clipped apart). ``train.mem_probe`` adds the
+tensor peak of one training step on the CPU (``probe_step_memory``), the counterpart of CUDA's
+max allocated.
 """
 
 from __future__ import annotations
@@ -123,22 +125,26 @@ def probe_step_memory(
 
 
 def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float | None) -> None:
-    """Clip the gradient norm of each optimizer group to ``max_norm`` (None: no clipping).
+    """Clip the gradient norm to ``max_norm`` (None: no clipping): of all parameters together,
+    except an ``encoder`` group (``optim.param_groups``), which is clipped on its own.
 
-    With one group this is the usual clipping of all parameters. An end-to-end model's encoder
-    group is clipped apart: its gradient (summed over every sampled snippet) would otherwise
+    An end-to-end model's encoder gradient (summed over every sampled snippet) would otherwise
     dominate the joint norm and shrink the detector's steps, which the released ETAD code,
     training without clipping, never does.
     """
     if max_norm is None:
         return
-    for group in optimizer.param_groups:
-        nn.utils.clip_grad_norm_(group["params"], max_norm)
+    encoder = [g for g in optimizer.param_groups if g.get("name") == "encoder"]
+    rest = [p for g in optimizer.param_groups if g.get("name") != "encoder" for p in g["params"]]
+    for params in ([p for g in encoder for p in g["params"]], rest):
+        if params:
+            nn.utils.clip_grad_norm_(params, max_norm)
 
 
 def _params(model: nn.Module) -> Any:
-    """Named parameter groups when the model has them (encoder LR), else all parameters."""
-    groups = getattr(model, "param_groups", None)
+    """The model's ``optimizer_groups()`` when it has them (LR multipliers, an encoder group),
+    else all its parameters."""
+    groups = getattr(model, "optimizer_groups", None)
     return groups() if callable(groups) else model.parameters()
 
 
@@ -185,12 +191,16 @@ def train_one_epoch(
     cfg: TrainConfig,
     ema: ModelEma | None = None,
     on_step: Callable[[float], None] | None = None,
+    max_iters: int | None = None,
 ) -> dict[str, float]:
-    """One pass over ``loader``; returns the mean of every logged loss plus ``iters``."""
+    """One pass over ``loader`` (at most ``max_iters`` steps); returns the mean of every logged
+    loss plus ``iters``."""
     model.train()
     sums: dict[str, float] = defaultdict(float)
     iters = 0
     for items in loader:
+        if max_iters is not None and iters >= max_iters:
+            break
         losses = model.training_step(items)
         loss = losses["loss"]
         if not torch.isfinite(loss):
@@ -222,8 +232,9 @@ def fit(
     num_workers: int = 0,
     progress: bool = True,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    budget_iters_per_epoch: int | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``train_set`` for ``cfg.epochs`` epochs.
+    """Train ``model`` on ``train_set`` for ``cfg.epochs`` epochs, or for a fixed step budget.
 
     Args:
         model: a detector (``training_step``), already on ``cfg.device``.
@@ -234,6 +245,11 @@ def fit(
         num_workers: DataLoader workers (each seeded by ``seed_worker``).
         progress: show a rich progress bar on stderr (only when stderr is a terminal).
         on_epoch: called with each epoch's log dict as soon as the epoch ends.
+        budget_iters_per_epoch: a fixed iteration budget (``train.budget = "steps"``): the
+            iterations of one epoch over the *full* training set. Training then runs
+            ``cfg.epochs`` times that many optimizer steps, passing over ``train_set`` as often
+            as needed (the last pass cut short), and the schedule (milestones, warm-up, cosine)
+            counts its epochs in those full-data epochs. None: ``cfg.epochs`` passes.
 
     Returns:
         A :class:`FitResult`; ``epochs[i]`` has ``epoch`` (1-based), ``loss`` and the other
@@ -243,8 +259,11 @@ def fit(
         raise TalBenchError("the training set has no items; raise data.fraction or check data")
     loader = make_loader(train_set, cfg, collate_fn, generator, num_workers)
     iters_per_epoch = len(loader)
+    schedule_epoch = budget_iters_per_epoch or iters_per_epoch
+    total_iters = cfg.epochs * schedule_epoch
+    passes = math.ceil(total_iters / iters_per_epoch)
     optimizer = make_optimizer(_params(model), cfg)
-    scheduler = make_scheduler(optimizer, cfg, iters_per_epoch)
+    scheduler = make_scheduler(optimizer, cfg, schedule_epoch)
     ema = ModelEma(model, cfg.ema_decay) if cfg.ema else None
     result = FitResult(model=model, iters_per_epoch=iters_per_epoch)
     if cfg.mem_probe and not cfg.device.startswith("cuda"):
@@ -253,20 +272,23 @@ def fit(
     result.peak_mem_kind = reset_peak_memory(cfg.device)
     start, start_cpu = time.perf_counter(), time.process_time()
     with _progress(progress) as bar:
-        task = bar.add_task("train", total=cfg.epochs * iters_per_epoch, loss=math.nan)
+        task = bar.add_task("train", total=total_iters, loss=math.nan)
 
         def step_done(loss: float) -> None:
             bar.update(task, advance=1, loss=loss)
 
-        for epoch in range(1, cfg.epochs + 1):
-            bar.update(task, description=f"epoch {epoch}/{cfg.epochs}")
+        done = 0
+        for epoch in range(1, passes + 1):
+            bar.update(task, description=f"epoch {epoch}/{passes}")
             t0 = time.perf_counter()
-            logs = train_one_epoch(model, loader, optimizer, scheduler, cfg, ema, step_done)
+            logs = train_one_epoch(model, loader, optimizer, scheduler, cfg, ema, step_done,
+                                   max_iters=total_iters - done)  # fmt: skip
+            done += int(logs["iters"])
             _sync(cfg.device)
             row = {"epoch": epoch, **logs, "lr": optimizer.param_groups[0]["lr"]}
             row["epoch_time_s"] = time.perf_counter() - t0
             result.epochs.append(row)
-            log.info("epoch %d/%d loss %.5f", epoch, cfg.epochs, logs["loss"])
+            log.info("epoch %d/%d loss %.5f", epoch, passes, logs["loss"])
             if on_epoch is not None:
                 on_epoch(row)
     _sync(cfg.device)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
@@ -32,47 +31,58 @@ SCHEDULES = ("multistep", "cosine", "constant")
 SGD_MOMENTUM = 0.9
 
 
-ParamGroups = dict[str, list[torch.nn.Parameter]]
-
-
 def param_groups(
-    params: Iterable[torch.nn.Parameter] | ParamGroups, cfg: TrainConfig
-) -> list[dict[str, Any]]:
-    """Optimizer groups: one at ``cfg.lr``, or per named group with the ``encoder`` group at
-    ``cfg.encoder_lr`` (end-to-end models' ``param_groups()``); frozen parameters and empty
-    groups are left out."""
-    named = params if isinstance(params, dict) else {"all": list(params)}
-    groups = []
-    for name, group in named.items():
-        trainable = [p for p in group if p.requires_grad]
+    params: Iterable[torch.nn.Parameter] | Iterable[dict], cfg: TrainConfig
+) -> list[dict]:
+    """Optimizer groups with absolute ``lr`` / ``weight_decay``.
+
+    ``params`` is either plain parameters (one group at ``cfg.lr``, ``cfg.weight_decay``) or
+    a detector's ``optimizer_groups()``: dicts with ``params`` and optional ``lr_mult`` /
+    ``wd_mult`` (e.g. TadTR's sampling offsets at 0.1x LR) and ``name``. A group named
+    ``encoder`` (an end-to-end model's video encoder) starts from ``cfg.encoder_lr`` instead of
+    ``cfg.lr``; the name is kept in the optimizer's group. Parameters without ``requires_grad``
+    and empty groups are dropped.
+    """
+    items = list(params)
+    groups = items if items and isinstance(items[0], dict) else [{"params": items}]
+    out = []
+    for group in groups:
+        trainable = [p for p in group["params"] if p.requires_grad]
         if trainable:
-            lr = cfg.encoder_lr if name == "encoder" else cfg.lr
-            groups.append({"params": trainable, "lr": lr, "name": name})
-    return groups
+            base = cfg.encoder_lr if group.get("name") == "encoder" else cfg.lr
+            out.append(
+                {
+                    "params": trainable,
+                    "lr": base * group.get("lr_mult", 1.0),
+                    "weight_decay": cfg.weight_decay * group.get("wd_mult", 1.0),
+                    "name": group.get("name", ""),
+                }
+            )
+    return out
 
 
 def make_optimizer(
-    params: Iterable[torch.nn.Parameter] | ParamGroups, cfg: TrainConfig
+    params: Iterable[torch.nn.Parameter] | Iterable[dict], cfg: TrainConfig
 ) -> torch.optim.Optimizer:
     """Adam / AdamW / SGD (momentum 0.9) with ``cfg.lr`` and ``cfg.weight_decay``.
 
     Args:
-        params: the parameters to optimise (those with ``requires_grad``), or named groups
-            (``{"detector": [...], "encoder": [...]}``, see :func:`param_groups`).
+        params: the parameters to optimise (those with ``requires_grad``), or groups with
+            ``lr_mult`` / ``wd_mult`` / ``name`` (:func:`param_groups`).
         cfg: the train config (``optimizer``, ``lr``, ``encoder_lr``, ``weight_decay``).
 
     Returns:
         The optimizer. Unknown names raise a TalBenchError listing the choices.
     """
-    params = param_groups(params, cfg)
+    groups = param_groups(params, cfg)
     name = cfg.optimizer.lower()
     if name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if name == "sgd":
         return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=SGD_MOMENTUM, weight_decay=cfg.weight_decay
+            groups, lr=cfg.lr, momentum=SGD_MOMENTUM, weight_decay=cfg.weight_decay
         )
     raise TalBenchError(
         f"unknown train.optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"

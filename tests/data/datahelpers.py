@@ -88,3 +88,43 @@ def lda_probe(
         "majority": float(1 - fg.mean()),
         "fg_class_acc": float((pred[fg] == yt[fg]).mean()),
     }
+
+
+# A folder dataset in ActionFormer's layout (tal_bench.data.folder): 8 features per second
+# (fps 8, stride 1, one-frame clips), so a 6 s video has 48 features.
+FOLDER_TOML = 'fps = 8.0\nfeat_stride = 1\nclip_len = 1\nfeatures = "feats"\n'
+FOLDER_VIDEOS: list[VideoSpec] = [
+    *[(f"v{i}", "Validation", 48, 6.0, [(1.0, 2.5, "A"), (3.5, 5.0, "B")]) for i in range(4)],
+    *[(f"t{i}", "Test", 48, 6.0, [(0.5, 2.0, "B"), (3.0, 4.5, "A")]) for i in range(3)],
+]
+
+
+def write_folder(
+    root: Path,
+    videos: list[VideoSpec] | None = None,
+    dim: int = 8,
+    toml: str | None = FOLDER_TOML,
+    seed: int = 0,
+) -> Path:
+    """Write ``root/annotations/anno.json`` (ActionFormer's fields), ``root/feats/<id>.npy``
+    (random (T, dim) float32) and ``root/dataset.toml``; returns ``root``."""
+    import json
+
+    videos = FOLDER_VIDEOS if videos is None else videos
+    rng = np.random.default_rng(seed)
+    (root / "annotations").mkdir(parents=True)
+    (root / "feats").mkdir()
+    database = {}
+    for vid, subset, num, duration_s, gts in videos:
+        anns = [
+            {"label": lab, "segment": [s, e], "label_id": sorted(CLASSES).index(lab)}
+            for s, e, lab in gts
+        ]
+        database[vid] = {"subset": subset, "duration": duration_s, "annotations": anns}
+        feats = rng.standard_normal((num, dim)).astype(np.float32)
+        save_npy_features(root / "feats" / f"{vid}.npy", feats)
+    payload = {"version": "test", "database": database}
+    (root / "annotations" / "anno.json").write_text(json.dumps(payload))
+    if toml is not None:
+        (root / "dataset.toml").write_text(toml)
+    return root

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from tal_bench.cli import app
 from tal_bench.config import DataConfig
 from tal_bench.data import (
+    DatasetProtocol,
     build_items,
     create_dataset,
     dataset_info,
@@ -48,7 +49,7 @@ def test_missing_feature_files_are_counted(make_ds) -> None:
     assert "3 of 4 videos have no feature file" in _one_line(err)
     assert "first: vid_b, vid_c, vid_d" in str(err.value)
     with pytest.raises(TalBenchError, match="3 of 4 videos"):
-        build_items(ds, DataConfig(), "val", ds.video_ids("val"), train=True)
+        build_items(ds, DataConfig(mode="window"), "val", ds.video_ids("val"), train=True)
     assert ds.validate("test")["videos"] == 1  # the other subset is complete
 
 
@@ -67,7 +68,9 @@ def test_nan_features_fail_when_an_item_is_loaded(make_ds) -> None:
     bad = coded_features(40)
     bad[3, 0] = np.inf
     np.save(ds.store.path / "vid_a.npy", bad)
-    items = build_items(ds, DataConfig(window=16, window_stride=8), "val", ["vid_a"], train=False)
+    items = build_items(
+        ds, DataConfig(mode="window", window=16, window_stride=8), "val", ["vid_a"], train=False
+    )
     with pytest.raises(TalBenchError, match=r"vid_a.*1 NaN/inf") as err:
         items[0]
     _one_line(err)
@@ -80,7 +83,7 @@ def test_unknown_and_empty_subsets(make_ds) -> None:
         ds.video_ids("training")
     assert _one_line(err) == "unknown subset 'training' in dataset 'hand'; available: test, val"
     with pytest.raises(TalBenchError, match="no videos to build"):
-        build_items(ds, DataConfig(), "val", [], train=True)
+        build_items(ds, DataConfig(mode="window"), "val", [], train=True)
 
 
 def test_unknown_dataset_suggests_names() -> None:
@@ -105,14 +108,15 @@ def test_thumos14_actionformer_layout(tmp_path: Path) -> None:
     _real_root(tmp_path, "annotations/thumos14.json", "i3d_features")
     ds = create_dataset("thumos14", str(tmp_path))
     assert ds.feature_meta.input_dim == 6 and ds.feature_meta.offset_frames == 8.0
-    assert ds.default_mode == "window" and ds.classes == ["A", "B", "C"]
+    assert ds.protocol == DatasetProtocol("val", "test", "thumos", "native")
+    assert ds.classes == ["A", "B", "C"]
     assert ds.validate("val") == {
         "subset": "val",
         "videos": 4,
         "feature_steps": 130,
         "input_dim": 6,
     }
-    item = build_items(ds, DataConfig(), "test", ["vid_t"], train=False)[0]
+    item = build_items(ds, DataConfig(mode="window"), "test", ["vid_t"], train=False)[0]
     assert item["t0_s"] == pytest.approx(8 / 30) and item["step_s"] == pytest.approx(4 / 30)
     with pytest.raises(TalBenchError, match=r"unknown option\(s\) window_size"):
         create_dataset("thumos14", str(tmp_path), window_size=3)
@@ -123,7 +127,8 @@ def test_thumos14_actionformer_layout(tmp_path: Path) -> None:
 def test_anet13_layout_with_prefix_and_resize(tmp_path: Path) -> None:
     _real_root(tmp_path, "annotations/anet1.3_tsp_filtered.json", "tsp_features", prefix="v_")
     ds = create_dataset("anet13", str(tmp_path))
-    assert ds.default_mode == "resize" and ds.feature_meta.feat_stride == 16
+    assert ds.protocol == DatasetProtocol("train", "val", "anet", "resize")
+    assert ds.feature_meta.feat_stride == 16
     items = build_items(ds, DataConfig(mode="resize", resize_len=16), "val", ["vid_a"], True)
     assert items[0]["feats"].shape == (6, 16) and items[0]["step_s"] == pytest.approx(40 / 16)
     # a missing annotation file says which path it looked for
@@ -137,12 +142,18 @@ def test_registry_description_rows() -> None:
     assert names == sorted(names)
     assert {"synthetic-thumos14", "synthetic-thumos14-tiny", "thumos14", "anet13"} <= set(names)
     rows = {r["name"]: r for r in describe_datasets()}
-    assert set(rows["thumos14"]) == {"name", "description", "default_mode", "input_dim",
+    assert set(rows["thumos14"]) == {"name", "description", "protocol", "input_dim",
                                      "needs_root"}  # fmt: skip
     assert rows["thumos14"]["needs_root"] and not rows["synthetic-thumos14"]["needs_root"]
     assert rows["synthetic-thumos14"]["input_dim"] == synth.SynthParams().dim
     assert rows["synthetic-thumos14-tiny"]["input_dim"] == synth.TINY_PARAMS.dim
-    assert rows["anet13"]["default_mode"] == "resize"
+    assert rows["anet13"]["protocol"]["items"] == "resize"
+    assert rows["synthetic-thumos14"]["protocol"] == {
+        "train_subset": "val",
+        "test_subset": "test",
+        "tiou": "thumos",
+        "items": "native",
+    }
 
 
 @pytest.fixture

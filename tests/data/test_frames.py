@@ -127,7 +127,7 @@ def test_frames_items_pad_and_resize_is_refused(
     ds = _open(frames_cache, monkeypatch)
     vid = min(ds.video_ids("test"), key=ds.num_features)
     n = ds.num_features(vid)
-    cfg = DataConfig(dataset=TINY, window=n + 5, window_stride=n + 5)
+    cfg = DataConfig(dataset=TINY, mode="window", window=n + 5, window_stride=n + 5)
     item = build_items(ds, cfg, "test", [vid], train=False)[0]
     assert item["frames"].shape == (n + 5, 3, 4, 16, 16) and item["feats"].shape == (0, n + 5)
     assert torch.all(item["frames"][n:] == 0) and item["mask"].sum() == n
@@ -158,12 +158,12 @@ def test_real_frames_root_opens_as_a_dataset(tmp_path: Path) -> None:
                             tmp_path / "annotations" / "thumos14.json")  # fmt: skip
     with pytest.raises(TalBenchError, match=">= 8 x 8 pixels"):
         create_dataset("frames", str(tmp_path), height=6)
-    ds = create_dataset("frames", str(tmp_path), stride=8, clip_len=8, frames=2, height=8,
+    ds = create_dataset("frames", str(tmp_path), feat_stride=8, clip_len=8, frames=2, height=8,
                         width=10)  # fmt: skip
     assert isinstance(ds.clips, FrameFolderSource) and ds.features is None
     assert ds.validate("val")["feature_steps"] == 5
-    item = build_items(ds, DataConfig(dataset="frames", window=8, window_stride=8), "val",
-                       ["vid"], train=False)[0]  # fmt: skip
+    data = DataConfig(dataset="frames", mode="window", window=8, window_stride=8)
+    item = build_items(ds, data, "val", ["vid"], train=False)[0]
     assert item["frames"].shape == (8, 3, 2, 8, 10) and int(item["mask"].sum()) == 5
     assert int(item["frames"][1, 0, 0, 0, 0]) == 8 + 2  # snippet 1, frame 0 = frame 10
     with pytest.raises(TalBenchError, match="eval.classifier"):

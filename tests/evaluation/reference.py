@@ -128,13 +128,12 @@ def reference_evaluate(
             classes.append(row[1])
     pred_rows, dropped = [], 0
     for i in range(len(dets)):
-        label = str(dets.labels[i])
+        label = dets.classes[dets.label_idx[i]] if dets.label_idx[i] >= 0 else ""
         if label not in classes:
             dropped += 1
             continue
-        pred_rows.append(
-            (str(dets.video_ids[i]), label, dets.t_start_s[i], dets.t_end_s[i], dets.scores[i])
-        )
+        video = dets.video_ids[dets.video_idx[i]]
+        pred_rows.append((video, label, dets.t_start_s[i], dets.t_end_s[i], dets.scores[i]))
     ap = np.zeros((len(thresholds), len(classes)))
     for cidx, name in enumerate(classes):
         gt_c = [(r[0], r[2], r[3]) for r in gt_rows if r[1] == name]

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import reference_evaluate
 
+from tal_bench.cli.evaluate import threshold_keys
 from tal_bench.data.annotations import load_annotations, select_subset
 from tal_bench.errors import TalBenchError
 from tal_bench.evaluation import (
@@ -24,8 +25,7 @@ from tal_bench.evaluation import (
     evaluate_detections,
     load_predictions,
     make_detections,
-    segment_tiou,
-    threshold_keys,
+    pairwise_tiou,
     tiou_preset,
 )
 
@@ -75,7 +75,7 @@ def test_zero_length_prediction_on_zero_length_gt_matches_through_nan():
     # 0/0 = NaN tIoU is not below any threshold, so the official code counts a match (P8)
     gt = annotations([video("v", "test", [("A", 5, 5)])])
     dets = detections([("v", "A", 7, 7, 0.5)])
-    assert np.isnan(segment_tiou([[7, 7]], [[5, 5]])[0, 0])
+    assert np.isnan(pairwise_tiou(7.0, 7.0, 5.0, 5.0))
     res = assert_same_as_reference(gt, "test", dets, THUMOS)
     np.testing.assert_array_equal(res.ap, 1.0)
 
@@ -117,8 +117,9 @@ def test_dedup_mask_compares_with_kept_rows_only():
     np.testing.assert_array_equal(dedup_mask(labels, segs), [1, 0, 1, 1, 0, 1])
 
 
-def test_segment_tiou_hand_values():
-    tiou = segment_tiou([[0, 10], [5, 15], [20, 21]], [[5, 15], [0, 10]])
+def test_pairwise_tiou_hand_values():
+    pred, gt = np.array([[0, 10], [5, 15], [20, 21]]), np.array([[5, 15], [0, 10]])
+    tiou = pairwise_tiou(pred[:, None, 0], pred[:, None, 1], gt[None, :, 0], gt[None, :, 1])
     np.testing.assert_allclose(tiou, [[5 / 15, 1], [1, 5 / 15], [0, 0]], rtol=0, atol=1e-15)
 
 

@@ -10,6 +10,7 @@ from evalhelpers import detections
 
 from tal_bench.errors import TalBenchError
 from tal_bench.evaluation import load_predictions, write_predictions_json
+from tal_bench.evaluation.io import row_names
 
 CLASSES = ["A", "B", "C"]
 
@@ -23,7 +24,7 @@ def test_official_json_round_trip(tmp_path):
     dets = detections([("v1", "A", 1.0, 2.5, 0.9), ("v2", "B", 0.0, 4.0, 0.25)])
     write_predictions_json(dets, tmp_path / "p.json")
     back = load_predictions(tmp_path / "p.json")
-    assert back.video_ids.tolist() == ["v1", "v2"] and back.labels.tolist() == ["A", "B"]
+    assert [x.tolist() for x in row_names(back)] == [["v1", "v2"], ["A", "B"]]
     np.testing.assert_array_equal(back.t_start_s, [1.0, 0.0])
     np.testing.assert_array_equal(back.t_end_s, [2.5, 4.0])
     np.testing.assert_array_equal(back.scores, [0.9, 0.25])
@@ -38,7 +39,7 @@ def test_actionformer_style_label_ids_and_scores(tmp_path):
         }
     }
     dets = load_predictions(_write(tmp_path / "p.json", obj), classes=CLASSES)
-    assert dets.labels.tolist() == ["C", "A"]
+    assert row_names(dets)[1].tolist() == ["C", "A"]
     np.testing.assert_array_equal(dets.t_end_s, [2.0, 4.5])
     np.testing.assert_array_equal(dets.scores, [0.5, 0.75])
 
@@ -46,9 +47,9 @@ def test_actionformer_style_label_ids_and_scores(tmp_path):
 def test_csv_with_names_and_with_ids(tmp_path):
     (tmp_path / "n.csv").write_text("video-id,t-start,t-end,label,score\nv1,1,2,B,0.5\n")
     (tmp_path / "i.csv").write_text("video-id,t-start,t-end,label,score\n007,1,2,1,0.5\n")
-    assert load_predictions(tmp_path / "n.csv").labels.tolist() == ["B"]
+    assert load_predictions(tmp_path / "n.csv").classes == ["B"]
     dets = load_predictions(tmp_path / "i.csv", classes=CLASSES)
-    assert dets.labels.tolist() == ["B"] and dets.video_ids.tolist() == ["007"]
+    assert (dets.classes, dets.video_ids) == (["B"], ["007"])
 
 
 def test_degenerate_segments_name_the_count_and_first_video(tmp_path):

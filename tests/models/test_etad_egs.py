@@ -65,14 +65,15 @@ def test_chunked_reforward_gives_the_single_pass_update_through_etad() -> None:
 
 def test_param_groups_split_encoder_and_detector() -> None:
     model = Etad(EtadConfig(**SMALL, egs_ratio=0.1), 0)
-    groups = model.param_groups()
+    det, enc_group = model.optimizer_groups()
+    assert enc_group["name"] == "encoder" and "name" not in det
     enc = {id(p) for p in model.encoder.encoder.parameters() if p.requires_grad}
-    assert {id(p) for p in groups["encoder"]} == enc and enc
-    assert not enc & {id(p) for p in groups["detector"]}
+    assert {id(p) for p in enc_group["params"]} == enc and enc
+    assert not enc & {id(p) for p in det["params"]}
     n_all = sum(p.requires_grad for p in model.parameters())
-    assert len(groups["encoder"]) + len(groups["detector"]) == n_all
+    assert len(enc_group["params"]) + len(det["params"]) == n_all
     frozen = Etad(EtadConfig(**SMALL, egs_ratio=0.0), 0)
-    assert frozen.param_groups()["encoder"] == []  # ratio 0: the encoder is frozen
+    assert frozen.optimizer_groups()[1]["params"] == []  # ratio 0: the encoder is frozen
 
 
 def test_config_errors_are_one_line() -> None:

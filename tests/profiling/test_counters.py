@@ -226,3 +226,25 @@ def test_attention_counted_by_both() -> None:
     expected = 1 * 2 * 5 * 6 * (4 + 3)  # Q K^T and P V
     assert count_macs_primary(lambda m, x: m(*x), Attn(), (q, k, v)).macs == expected
     assert count_macs_fvcore(Attn(), (q, k, v)).macs == expected
+
+
+class _GridSample(nn.Module):
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        return nn.functional.grid_sample(image, grid, mode=self.mode, align_corners=False)
+
+
+@pytest.mark.parametrize(("mode", "taps"), [("bilinear", 4), ("nearest", 0), ("bicubic", 16)])
+def test_grid_sample_counts_its_weighted_taps(mode: str, taps: int) -> None:
+    image = torch.randn(2, 3, 5, 7)  # (N, C, H, W)
+    grid = torch.rand(2, 4, 6, 2) * 2 - 1  # (N, H_out, W_out, 2)
+    expected = 2 * 3 * 4 * 6 * taps  # every output value sums its taps
+    model = _GridSample(mode)
+    primary = count_macs_primary(lambda m, inp: m(*inp), model, (image, grid))
+    assert primary.macs == expected and primary.formula_ops == ["aten::grid_sampler_2d"]
+    fv = count_macs_fvcore(model, (image, grid))
+    assert fv.macs == expected
+    assert fv.formula_ops == (["aten::grid_sampler"] if taps else [])  # fvcore lists nonzero ops

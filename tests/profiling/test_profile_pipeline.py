@@ -52,7 +52,7 @@ def test_parse_lengths_grids() -> None:
 
 def test_window_items_by_hand() -> None:
     feats = torch.arange(2 * 3 * 300, dtype=torch.float32).reshape(2, 3, 300)
-    items, per_video = make_items(feats, DataConfig(window=128, window_stride=64))
+    items, per_video = make_items(feats, DataConfig(mode="window", window=128, window_stride=64))
     # starts 0, 64, 128 and the right-aligned 172 (300 - 128), for each of the 2 videos
     assert per_video == 4 and len(items) == 8
     assert [it["window_start"] for it in items[:4]] == [0, 64, 128, 172]
@@ -61,7 +61,9 @@ def test_window_items_by_hand() -> None:
 
 
 def test_short_input_is_padded_and_downsampled() -> None:
-    items, per_video = make_items(torch.ones(1, 2, 40), DataConfig(window=16, downsample=4))
+    items, per_video = make_items(
+        torch.ones(1, 2, 40), DataConfig(mode="window", window=16, downsample=4)
+    )
     assert per_video == 1 and items[0]["feats"].shape == (2, 16)
     assert int(items[0]["mask"].sum()) == 10  # 40 / 4 valid steps
 
@@ -81,7 +83,9 @@ def test_etad_split_equals_predict() -> None:
     model = _tiny_etad()
     runner = make_runner("etad", model, "cpu")
     assert runner.split and runner.note == ""
-    items, _ = make_items(torch.randn(1, 32, 40), DataConfig(window=16, window_stride=8))
+    items, _ = make_items(
+        torch.randn(1, 32, 40), DataConfig(mode="window", window=16, window_stride=8)
+    )
     feats, mask = runner.stack(items)
     split = runner.post(runner.dense(feats, mask), mask)
     whole = model.predict(items)
@@ -94,7 +98,9 @@ def test_etad_split_equals_predict() -> None:
 def test_etad_macs_equal_the_analytic_count(length: int) -> None:
     cfg = EtadConfig(**TINY, gn_groups=4)
     runner = make_runner("etad", _tiny_etad(), "cpu")
-    items, _ = make_items(torch.randn(1, 32, length), DataConfig(window=16, window_stride=8))
+    items, _ = make_items(
+        torch.randn(1, 32, length), DataConfig(mode="window", window=16, window_stride=8)
+    )
     primary, fv = count_items(runner, items, use_fvcore=True)
     expected = sum(etad_macs(cfg, 32, 16, int(it["mask"].sum()))["total"] for it in items)
     assert primary.macs == expected
@@ -123,7 +129,9 @@ def test_per_item_count_equals_batched_count() -> None:
     from tal_bench.profiling.counters import count_macs_primary
 
     runner = make_runner("etad", _tiny_etad(), "cpu")
-    items, _ = make_items(torch.randn(1, 32, 40), DataConfig(window=16, window_stride=8))
+    items, _ = make_items(
+        torch.randn(1, 32, 40), DataConfig(mode="window", window=16, window_stride=8)
+    )
     per_item, _ = count_items(runner, items, use_fvcore=False)
     feats, mask = runner.stack(items)
     batched = count_macs_primary(lambda m, x: runner.dense(*x), runner.model, (feats, mask))

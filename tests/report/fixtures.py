@@ -248,5 +248,5 @@ def write_all(root: Path, with_fit: bool = True) -> dict[str, Path]:
     if with_fit:
         from tal_bench.pipelines.fit import run_fit
 
-        run_fit(runs["etad"], "5pl,exp,pow3", upto_pct=40.0, n_boot=10, seed=0)
+        run_fit(runs["etad"], "5pl,exp,pow3", upto_pct=40.0, n_boot=10, n_boot_backtest=10, seed=0)
     return runs

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from conftest import raw_rows, standing_cells
 
-from tal_bench.fits import CURVES
+from tal_bench.fits import METHODS
 from tal_bench.pipelines.report import ReportResult, build_report
 from tal_bench.plots import compute, figures
 from tal_bench.plots.runs import dedupe_cells, find_timelines
@@ -150,42 +150,61 @@ def test_memory_falls_back_to_rss_without_gpu_column() -> None:
 
 def test_fit_curves_are_the_recorded_fits(report: ReportResult, runs: dict[str, Path]) -> None:
     fits = json.loads((runs["etad"] / "fits.json").read_text())
+    proj = fits["projection"]
     data = report.plots["fits_etad"].data
     anchors = data[data["series"] == "anchors"]
     assert anchors["fraction_pct"].tolist() == [a["fraction_pct"] for a in fits["anchors"]]
     assert anchors["map_pct"].tolist() == [a["map_mean_pct"] for a in fits["anchors"]]
-    for fam in ("5pl", "exp"):
-        for series, params in (
-            ("fit", fits["families"][fam]["params"]),
-            ("extrapolation", fits["extrapolation"]["per_family"][fam]["params"]),
-        ):
-            pts = data[(data["series"] == series) & (data["family"] == fam)]
-            x = pts["fraction_pct"].to_numpy()
-            want = CURVES[fam].func(x, *(params[p] for p in CURVES[fam].params))
-            np.testing.assert_allclose(pts["map_pct"].to_numpy(), want, rtol=1e-12)
-            assert x.max() == pytest.approx(fits["extrapolation"]["target"])
-        proj = data[(data["series"] == "projection") & (data["family"] == fam)].iloc[0]
-        entry = fits["extrapolation"]["per_family"][fam]
-        assert proj["map_pct"] == entry["projected"]
-        assert [proj["lo"], proj["hi"]] == entry["interval"]
+    drawn = set(data.loc[data["series"] == "projection", "family"])
+    assert drawn >= {"5pl", "exp", "last", "loglog", proj["selected"]}
+    for name in drawn - {"ensemble"}:
+        pts = data[(data["series"] == "projection") & (data["family"] == name)]
+        x = pts["fraction_pct"].to_numpy()
+        params = proj["methods"][name]["params"]
+        want = np.clip(METHODS[name].func(x, *(params[p] for p in METHODS[name].params)), 0, 100)
+        np.testing.assert_allclose(pts["map_pct"].to_numpy(), want, rtol=1e-12)
+        assert x.max() == pytest.approx(proj["target"])
+    if "ensemble" in drawn:  # the weighted mean of its members' curves
+        weights = proj["methods"]["ensemble"]["weights"]
+        pts = data[(data["series"] == "projection") & (data["family"] == "ensemble")]
+        x = pts["fraction_pct"].to_numpy()
+        members = [
+            w * METHODS[m].predict(x, proj["methods"][m]["params"]) for m, w in weights.items()
+        ]
+        np.testing.assert_allclose(pts["map_pct"], sum(members) / sum(weights.values()))
+    for name in drawn:
+        target = data[(data["series"] == "target") & (data["family"] == name)].iloc[0]
+        entry = proj["methods"][name]
+        assert target["map_pct"] == entry["projected"]
+        assert [target["lo"], target["hi"]] == (entry["interval"] or entry["interval_bootstrap"])
     actual = data[data["series"] == "actual"].iloc[0]
-    assert actual["map_pct"] == fits["extrapolation"]["actual"]
+    assert actual["map_pct"] == proj["actual"]
 
 
-def test_fit_and_extrapolation_tables(report: ReportResult, runs: dict[str, Path]) -> None:
+def test_fit_projection_and_backtest_tables(report: ReportResult, runs: dict[str, Path]) -> None:
     fits = json.loads((runs["etad"] / "fits.json").read_text())
+    proj = fits["projection"]
     table = report.tables["fits_etad"].data.set_index("family")
     assert sorted(table.index) == sorted(fits["families"])
     for fam, entry in fits["families"].items():
         assert table.loc[fam, "r2"] == entry["r2"]
         assert table.loc[fam, "aic"] == entry["aic"]
         assert table.loc[fam, "params"] == entry["params"]
-    ext = report.tables["extrapolation_etad"].data.set_index("family")
-    selected = fits["extrapolation"]["selected"]
-    assert ext["selected"].sum() == 1 and ext.loc[selected, "selected"]
-    for fam, entry in fits["extrapolation"]["per_family"].items():
-        assert ext.loc[fam, "projected"] == entry["projected"]
-        assert ext.loc[fam, "error"] == pytest.approx(entry["projected"] - entry["actual"])
+    head = report.tables["projection_etad"].data.iloc[0]
+    assert head["selected"] == proj["selected"] and head["projected"] == proj["projected"]
+    assert [head["lo"], head["hi"]] == proj["interval"]
+    assert head["warning"] == (proj["warning"] or "")
+    bt = report.tables["backtest_etad"].data.set_index("method")
+    assert set(bt.index) == set(proj["methods"]) >= {"last", "loglog", "ensemble", "5pl", "exp"}
+    assert bt["selected"].sum() == 1 and bt.loc[proj["selected"], "selected"]
+    for name, entry in proj["methods"].items():
+        assert bt.loc[name, "projected"] == entry["projected"]
+        for key in ("mae", "coverage", "coverage_bootstrap"):
+            want = entry["backtest"][key]
+            assert (np.isnan(bt.loc[name, key]) and want is None) or bt.loc[name, key] == want
+    scored = bt["mae"].dropna()
+    assert scored.is_monotonic_increasing  # sorted by backtest error
+    assert bt.loc[proj["selected"], "mae"] == scored.min()
 
 
 def test_study_table(report: ReportResult, runs: dict[str, Path]) -> None:
@@ -269,14 +288,18 @@ def test_lone_fits_json_is_found_and_named_by_its_input(
 ) -> None:
     from tal_bench.pipelines.fit import run_fit
 
-    fits = run_fit(runs["actionformer"], "5pl,exp", out_dir=tmp_path / "fit-af", n_boot=0)
+    fits = run_fit(runs["actionformer"], "5pl,exp", out_dir=tmp_path / "fit-af", n_boot=0,
+                   n_boot_backtest=0)  # fmt: skip
     out = build_report([tmp_path / "fit-af"], tmp_path / "rep")
     assert out.summary["runs"] == 1
     data = out.plots["fits_actionformer"].data
-    proj = data[data["series"] == "projection"].set_index("family")
-    for fam in ("5pl", "exp"):
-        assert proj.loc[fam, "map_pct"] == fits["extrapolation"]["per_family"][fam]["projected"]
-        assert np.isnan(proj.loc[fam, "lo"])  # no bootstrap -> no interval drawn
+    target = data[data["series"] == "target"].set_index("family")
+    methods = fits["projection"]["methods"]
+    for name in ("5pl", "exp", "last", "loglog"):
+        assert target.loc[name, "map_pct"] == methods[name]["projected"]
+    # 5pl has more parameters than the first backtest cut has fractions (3 of 5): no calibrated
+    # interval, and no bootstrap one either -> none drawn.
+    assert methods["5pl"]["backtest"]["n_forecasts"] == 0 and np.isnan(target.loc["5pl", "lo"])
     footer = " ".join(t.get_text() for t in out.plots["fits_actionformer"].figure.texts)
     assert "AMD EPYC 7763" in footer  # the machine of the input run
 

@@ -88,14 +88,30 @@ def test_unknown_names_are_user_errors():
         make_scheduler(opt, TrainConfig(schedule="poly"), 3)
 
 
-def test_named_groups_give_the_encoder_its_own_lr_and_decay_together():
+def test_parameter_groups_scale_lr_and_weight_decay():
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(2))
+    frozen = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+    cfg = TrainConfig(optimizer="adamw", lr=0.2, weight_decay=0.01, epochs=2, milestones=(1,))
+    groups = [{"params": [a, frozen]}, {"params": [b], "lr_mult": 0.1, "wd_mult": 10.0}]
+    opt = make_optimizer(groups, cfg)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.2, 0.02])
+    assert [g["weight_decay"] for g in opt.param_groups] == pytest.approx([0.01, 0.1])
+    assert opt.param_groups[0]["params"] == [a]  # frozen parameters are left out
+    sched = make_scheduler(opt, cfg, iters_per_epoch=1)
+    opt.step()
+    sched.step()  # the milestone scales every group by gamma, keeping the 10x ratio
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.02, 0.002])
+
+
+def test_encoder_group_starts_from_encoder_lr():
     # multistep x0.1 after epoch 1 (2 iters/epoch): both groups scale from their own base LR
     det, enc, frozen = (torch.nn.Parameter(torch.zeros(2)) for _ in range(3))
     frozen.requires_grad_(False)
     cfg = TrainConfig(epochs=2, lr=1e-3, encoder_lr=1e-6, milestones=(1,), gamma=0.1)
-    opt = make_optimizer({"detector": [det], "encoder": [enc, frozen]}, cfg)
+    groups = [{"params": [det]}, {"params": [enc, frozen], "name": "encoder"}]
+    opt = make_optimizer(groups, cfg)
     assert [(g["name"], g["lr"], len(g["params"])) for g in opt.param_groups] == [
-        ("detector", 1e-3, 1),
+        ("", 1e-3, 1),
         ("encoder", 1e-6, 1),  # the frozen parameter is left out
     ]
     sched = make_scheduler(opt, cfg, 2)
@@ -103,5 +119,5 @@ def test_named_groups_give_the_encoder_its_own_lr_and_decay_together():
         opt.step()
         sched.step()
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-4, 1e-7])
-    only_frozen = make_optimizer({"detector": [det], "encoder": [frozen]}, cfg)
-    assert [g["name"] for g in only_frozen.param_groups] == ["detector"]
+    only_frozen = make_optimizer([{"params": [det]}, {"params": [frozen], "name": "encoder"}], cfg)
+    assert [g["name"] for g in only_frozen.param_groups] == [""]

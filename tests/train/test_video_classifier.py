@@ -21,19 +21,24 @@ CLASSES = ["Jump", "Run", "Swim"]
 
 def _proposals() -> Detections:
     return Detections(
-        video_ids=np.array(["a", "a", "b"]),
+        video_idx=np.array([0, 0, 1]),
         t_start_s=np.array([1.0, 5.0, 0.5]),
         t_end_s=np.array([2.0, 9.0, 3.0]),
-        labels=np.array(["", "", ""]),
+        label_idx=np.array([-1, -1, -1]),
         scores=np.array([0.8, 0.5, 0.9]),
+        video_ids=["a", "b"],
+        classes=[],
     )
 
 
 def test_fusion_scores_are_products_of_top_k():
     scores = {"a": np.array([0.1, 0.7, 0.4]), "b": np.array([0.6, 0.2, 0.3])}
     fused = fuse_classes(_proposals(), scores, CLASSES, top_k=2)
+    assert fused.video_ids == ["a", "b"] and fused.classes == CLASSES
+    videos = [fused.video_ids[v] for v in fused.video_idx]
+    labels = [fused.classes[c] for c in fused.label_idx]
     rows = sorted(
-        zip(fused.video_ids, fused.t_start_s, fused.labels, fused.scores, strict=True),
+        zip(videos, fused.t_start_s, labels, fused.scores, strict=True),
         key=lambda r: (r[0], r[1], -r[3]),
     )
     # a: top-2 classes Run (0.7), Swim (0.4); b: Jump (0.6), Swim (0.3)
@@ -60,6 +65,8 @@ def test_fusion_top_k_larger_than_classes_and_invalid():
     assert len(fuse_classes(_proposals(), scores, CLASSES, top_k=10)) == 3 * 3
     with pytest.raises(TalBenchError, match="top_k_classes"):
         fuse_classes(_proposals(), scores, CLASSES, top_k=0)
+    none = fuse_classes(_proposals().take(np.zeros(0, dtype=np.int64)), scores, CLASSES, 2)
+    assert len(none) == 0 and none.label_idx.dtype == np.int64
 
 
 def test_cuhk_json_reorders_classes_and_matches_v_prefix(tmp_path):
