@@ -333,7 +333,7 @@ def sampling_ratio(
     Ratios where the strategy cannot matter (1.0; egs 0) are trained once per seed and shared
     by the strategies. The egs defaults (1 seed) take ~580 s of CPU: ~6 min on 2 idle cores.
 
-    Example: talbench sampling-ratio --kind egs --ratios 0,0.1,0.3,1.0 --strategies random,grid
+    Example: talbench sampling-ratio --kind egs --ratios 0,0.1,0.3,1.0
     """
     opts = _exec_options(
         executor, jobs, threads, timeout_s, ray_address, slurm_cluster, slurm_partition,
