@@ -157,6 +157,10 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
     seed = cfg.train.seed
     generator, flags = seed_everything(seed, cfg.train.deterministic, cfg.train.device)
     ds = open_dataset(cfg.data)
+    if getattr(ds, "provides", "features") == "frames":
+        from tal_bench.pipelines.checks import check_frames_model
+
+        check_frames_model(cfg)
     train_subset = ds.resolve_subset(cfg.data.train_subset)
     test_subset = ds.resolve_subset(cfg.data.test_subset)
     draw = sample_fraction(ds.annotations, train_subset, cfg.data.fraction, cfg.data.slice, seed,
@@ -167,7 +171,10 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
     budget = _full_data_iters(ds, cfg, train_subset) if cfg.train.budget == "steps" else None
     input_dim, num_classes = ds.feature_meta.input_dim, len(ds.classes)
     torch.manual_seed(seed)  # the weight init does not depend on what the data layer drew
-    model = create_model(cfg.model_name, cfg.model, input_dim, num_classes).to(cfg.train.device)
+    model = create_model(cfg.model_name, cfg.model, input_dim, num_classes)
+    if hasattr(model, "prepare"):  # e.g. load a video encoder's pretrained weights
+        model.prepare(ds, train_subset)
+    model = model.to(cfg.train.device)
     fitted = fit(
         model,
         train_items,
@@ -217,10 +224,15 @@ def _full_data_iters(ds: TalDataset, cfg: RunConfig, train_subset: str) -> int:
 
 def _fit_columns(fitted: FitResult) -> dict[str, Any]:
     """Training time, peak memory (during training) and the last epoch's loss."""
+    probe = {}
+    if fitted.step_mem_kind is not None:  # train.mem_probe
+        probe = {"step_mem_mib": fitted.step_mem_mib, "step_mem_kind": fitted.step_mem_kind}
     return {
         "train_time_s": fitted.train_time_s,
+        "train_cpu_s": fitted.train_cpu_s,
         "peak_mem_mib": fitted.peak_mem_mib,
         "peak_mem_kind": fitted.peak_mem_kind,
+        **probe,
         "final_loss": fitted.epochs[-1]["loss"] if fitted.epochs else math.nan,
     }
 
