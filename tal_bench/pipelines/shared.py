@@ -1,0 +1,147 @@
+"""What every cell of a grid computes the same way, computed once per grid.
+
+Each cell trains and runs its own model, but every cell that scores the same test subset with
+the same item geometry cuts the same test items out of the same feature files, and every cell
+whose video-level classifier is the internal one pools the same videos' features. ``TestData``
+is that work: built by the first cell that needs it and kept in the run directory
+(``<run>/shared/<key>.pt``, written atomically), so later cells -- other worker processes, a
+resumed grid, Slurm jobs on a shared file system -- load it instead. A cell that cannot read or
+write the file (a Ray worker on another machine) builds its own copy, which is the same.
+
+The key names everything the content depends on: dataset, root, train and test subsets, the
+item geometry (mode, window, stride, resize / truncation length, downsampling) and the package
+version; cells of different models share a file when their items are the same. The loaded
+tensors are bit-for-bit those a cell would build, so rows do not depend on where a cell ran.
+The prepared ground truth (``prepare_ground_truth``, ~10 ms) is not worth a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+import tal_bench
+from tal_bench.config import RunConfig, config_hash
+from tal_bench.data import build_items
+from tal_bench.models.video_classifier import pool_video
+from tal_bench.types import VideoItem
+
+if TYPE_CHECKING:
+    from tal_bench.data import TalDataset
+
+SHARED_DIR = "shared"  # under a grid's run directory
+ITEM_FIELDS = ("mode", "window", "window_stride", "resize_len", "max_len", "downsample")
+
+
+@dataclass
+class TestData:
+    """The test items and pooled features every cell of a grid uses."""
+
+    items: list[VideoItem]  # build_items(..., test subset, train=False), in item order
+    video_ids: list[str]  # the test subset's videos (ds.video_ids order)
+    pooled: dict[str, np.ndarray]  # video id -> (3C,) ``pool_video`` of train and test videos
+
+
+def test_data_key(cfg: RunConfig) -> str:
+    """What ``TestData`` depends on, hashed (``cfg`` resolved: no "auto" left)."""
+    data = cfg.data
+    parts = {name: getattr(data, name) for name in ITEM_FIELDS}
+    parts |= dict(dataset=data.dataset, root=data.root, version=tal_bench.__version__)
+    parts |= dict(train=data.train_subset, test=data.test_subset)
+    return config_hash(parts, length=16)
+
+
+def build_test_data(ds: TalDataset, cfg: RunConfig, train_subset: str, test_subset: str):
+    """Build ``TestData`` from the dataset (what a cell does when no shared copy exists)."""
+    test_ids = ds.video_ids(test_subset)
+    items = build_items(ds, cfg.data, test_subset, test_ids, train=False)
+    videos = dict.fromkeys([*ds.video_ids(train_subset), *test_ids])  # ordered, no repeats
+    pooled = {v: pool_video(ds.load_features(v)) for v in videos}
+    return TestData([items[i] for i in range(len(items))], test_ids, pooled)
+
+
+def shared_test_data(
+    ds: TalDataset, cfg: RunConfig, train_subset: str, test_subset: str, shared_dir: str | Path
+) -> TestData:
+    """``TestData`` from ``shared_dir`` if an earlier cell left it there, else built and left.
+
+    Args:
+        ds: the opened dataset of ``cfg``.
+        cfg: the cell's resolved config.
+        train_subset, test_subset: resolved subset names.
+        shared_dir: the grid's shared directory (created if missing).
+    """
+    path = Path(shared_dir) / f"test-{test_data_key(cfg)}.pt"
+    with contextlib.suppress(OSError, RuntimeError, KeyError, EOFError):
+        return _read(path)
+    data = build_test_data(ds, cfg, train_subset, test_subset)
+    with contextlib.suppress(OSError):  # unwritable (another machine): this cell keeps its copy
+        _write(path, data)
+    return data
+
+
+ITEM_SCALARS = ("video_id", "duration_s", "t0_s", "step_s", "window_start")
+
+
+def _write(path: Path, data: TestData) -> None:
+    """Atomically: a crash leaves the old file or none, two writers leave one whole file.
+
+    Each tensor field of the items is stored concatenated (a few large tensors load far faster
+    than thousands of small ones under ``weights_only``).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    items, pooled_ids = data.items, list(data.pooled)
+    blob = {
+        "feats": torch.cat([it["feats"] for it in items], dim=1),  # (C, sum of T)
+        "mask": torch.cat([it["mask"] for it in items]),  # (sum of T,)
+        "segments": torch.cat([it["segments"] for it in items]),  # (sum of N, 2)
+        "labels": torch.cat([it["labels"] for it in items]),  # (sum of N,)
+        "steps": [int(it["feats"].shape[1]) for it in items],
+        "counts": [int(it["labels"].shape[0]) for it in items],
+        **{name: [it[name] for it in items] for name in ITEM_SCALARS},
+        "video_ids": data.video_ids,
+        "pooled_ids": pooled_ids,
+        "pooled": torch.from_numpy(np.stack([data.pooled[v] for v in pooled_ids])),  # (V, 3C)
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(blob, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _read(path: Path) -> TestData:
+    blob = torch.load(path, weights_only=True)
+    steps, counts = blob["steps"], blob["counts"]
+    fields = zip(
+        blob["feats"].split(steps, dim=1),
+        blob["mask"].split(steps),
+        blob["segments"].split(counts),
+        blob["labels"].split(counts),
+        *(blob[name] for name in ITEM_SCALARS),
+        strict=True,
+    )
+    items = [
+        VideoItem(
+            feats=feats.contiguous(),  # (C, T), as build_items makes it
+            mask=mask,
+            segments=segments,
+            labels=labels,
+            **dict(zip(ITEM_SCALARS, scalars, strict=True)),
+        )
+        for feats, mask, segments, labels, *scalars in fields
+    ]
+    pooled = dict(zip(blob["pooled_ids"], blob["pooled"].numpy(), strict=True))
+    return TestData(items, blob["video_ids"], pooled)
