@@ -227,11 +227,19 @@ class _RoiAlign1d(torch.autograd.Function):
         shape, output_size, spatial_scale, sampling_ratio, aligned = ctx.args
         n_batch, n_chan, length = shape
         grad_feats = grad_out.new_zeros(shape)  # (B, C, T)
+        # The sample table of every RoI at once (a block's dense weights are its rows scattered:
+        # the same values as roi_align_1d_weights of the block alone, whose padding adds zeros).
+        index, samples = roi_align_1d_samples(
+            rois[:, 1:3] * spatial_scale,
+            length,
+            output_size,
+            sampling_ratio,
+            aligned,
+            grad_out.dtype,
+        )  # (K, P, 2G) each
         for b, sel in _video_blocks(rois, n_batch, output_size * length):
-            coords = rois[sel, 1:3] * spatial_scale  # (K_b, 2)
-            w_b = roi_align_1d_weights(
-                coords, length, output_size, sampling_ratio, aligned, grad_out.dtype
-            ).reshape(-1, length)  # (K_b * P, T)
+            w_b = samples.new_zeros(sel.numel(), output_size, length)
+            w_b = w_b.scatter_add_(2, index[sel], samples[sel]).reshape(-1, length)  # (K_b*P, T)
             g_b = grad_out[sel].transpose(1, 2).reshape(-1, n_chan)  # (K_b * P, C)
             grad_feats[b] += torch.matmul(g_b.transpose(0, 1), w_b)  # (C, T)
         return grad_feats, None, None, None, None, None
