@@ -89,7 +89,7 @@ def _install_timers() -> None:
         (train, "create_dataset", "data"),
         (train, "sample_fraction", "data"),
         (train, "build_items", "data"),  # training items, and test items before
-        (train, "shared_test_data", "data"),  # after: test items and pooled features
+        (train, "shared_eval_inputs", "data"),  # after: test items and pooled features
         (train, "fit", "training"),
         (train, "predict_videos", "inference"),
         (post, "merge_windows", "inference"),

@@ -2,7 +2,7 @@
 
 Each cell trains and runs its own model, but every cell that scores the same test subset with
 the same item geometry cuts the same test items out of the same feature files, and every cell
-whose video-level classifier is the internal one pools the same videos' features. ``TestData``
+whose video-level classifier is the internal one pools the same videos' features. ``EvalInputs``
 is that work: built by the first cell that needs it and kept in the run directory
 (``<run>/shared/<key>.pt``, written atomically), so later cells -- other worker processes, a
 resumed grid, Slurm jobs on a shared file system -- load it instead. A cell that cannot read or
@@ -41,7 +41,7 @@ ITEM_FIELDS = ("mode", "window", "window_stride", "resize_len", "max_len", "down
 
 
 @dataclass
-class TestData:
+class EvalInputs:
     """The test items and pooled features every cell of a grid uses."""
 
     items: list[VideoItem]  # build_items(..., test subset, train=False), in item order
@@ -49,8 +49,8 @@ class TestData:
     pooled: dict[str, np.ndarray]  # video id -> (3C,) ``pool_video`` of train and test videos
 
 
-def test_data_key(cfg: RunConfig) -> str:
-    """What ``TestData`` depends on, hashed (``cfg`` resolved: no "auto" left)."""
+def eval_inputs_key(cfg: RunConfig) -> str:
+    """What ``EvalInputs`` depends on, hashed (``cfg`` resolved: no "auto" left)."""
     data = cfg.data
     parts = {name: getattr(data, name) for name in ITEM_FIELDS}
     parts |= dict(dataset=data.dataset, root=data.root, version=tal_bench.__version__)
@@ -58,19 +58,19 @@ def test_data_key(cfg: RunConfig) -> str:
     return config_hash(parts, length=16)
 
 
-def build_test_data(ds: TalDataset, cfg: RunConfig, train_subset: str, test_subset: str):
-    """Build ``TestData`` from the dataset (what a cell does when no shared copy exists)."""
+def build_eval_inputs(ds: TalDataset, cfg: RunConfig, train_subset: str, test_subset: str):
+    """Build ``EvalInputs`` from the dataset (what a cell does when no shared copy exists)."""
     test_ids = ds.video_ids(test_subset)
     items = build_items(ds, cfg.data, test_subset, test_ids, train=False)
     videos = dict.fromkeys([*ds.video_ids(train_subset), *test_ids])  # ordered, no repeats
     pooled = {v: pool_video(ds.load_features(v)) for v in videos}
-    return TestData([items[i] for i in range(len(items))], test_ids, pooled)
+    return EvalInputs([items[i] for i in range(len(items))], test_ids, pooled)
 
 
-def shared_test_data(
+def shared_eval_inputs(
     ds: TalDataset, cfg: RunConfig, train_subset: str, test_subset: str, shared_dir: str | Path
-) -> TestData:
-    """``TestData`` from ``shared_dir`` if an earlier cell left it there, else built and left.
+) -> EvalInputs:
+    """``EvalInputs`` from ``shared_dir`` if an earlier cell left it there, else built and left.
 
     Args:
         ds: the opened dataset of ``cfg``.
@@ -78,10 +78,10 @@ def shared_test_data(
         train_subset, test_subset: resolved subset names.
         shared_dir: the grid's shared directory (created if missing).
     """
-    path = Path(shared_dir) / f"test-{test_data_key(cfg)}.pt"
+    path = Path(shared_dir) / f"test-{eval_inputs_key(cfg)}.pt"
     with contextlib.suppress(OSError, RuntimeError, KeyError, EOFError):
         return _read(path)
-    data = build_test_data(ds, cfg, train_subset, test_subset)
+    data = build_eval_inputs(ds, cfg, train_subset, test_subset)
     with contextlib.suppress(OSError):  # unwritable (another machine): this cell keeps its copy
         _write(path, data)
     return data
@@ -90,7 +90,7 @@ def shared_test_data(
 ITEM_SCALARS = ("video_id", "duration_s", "t0_s", "step_s", "window_start")
 
 
-def _write(path: Path, data: TestData) -> None:
+def _write(path: Path, data: EvalInputs) -> None:
     """Atomically: a crash leaves the old file or none, two writers leave one whole file.
 
     Each tensor field of the items is stored concatenated (a few large tensors load far faster
@@ -122,7 +122,7 @@ def _write(path: Path, data: TestData) -> None:
             os.unlink(tmp)
 
 
-def _read(path: Path) -> TestData:
+def _read(path: Path) -> EvalInputs:
     blob = torch.load(path, weights_only=True)
     steps, counts = blob["steps"], blob["counts"]
     fields = zip(
@@ -144,4 +144,4 @@ def _read(path: Path) -> TestData:
         for feats, mask, segments, labels, *scalars in fields
     ]
     pooled = dict(zip(blob["pooled_ids"], blob["pooled"].numpy(), strict=True))
-    return TestData(items, blob["video_ids"], pooled)
+    return EvalInputs(items, blob["video_ids"], pooled)

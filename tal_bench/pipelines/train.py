@@ -28,7 +28,7 @@ from tal_bench.errors import TalBenchError
 from tal_bench.evaluation import evaluate_detections, tiou_preset, write_predictions_json
 from tal_bench.models import create_model
 from tal_bench.pipelines.resolve import apply_protocol
-from tal_bench.pipelines.shared import TestData, shared_test_data
+from tal_bench.pipelines.shared import EvalInputs, shared_eval_inputs
 from tal_bench.postprocess import FusionContext, ItemPart, item_part, postprocess_videos
 from tal_bench.records import create_run
 from tal_bench.train import FitResult, fit, save_checkpoint, seed_everything
@@ -102,7 +102,7 @@ def _evaluate(
     model: nn.Module,
     draw_ids: list[str],
     test_subset: str,
-    shared: TestData | None,
+    shared: EvalInputs | None,
 ) -> tuple[Detections, str, Any, int]:
     if shared is None:
         test_ids = ds.video_ids(test_subset)
@@ -164,7 +164,7 @@ def execute(
     start = time.perf_counter()
     shared = None
     if shared_dir is not None:
-        shared = shared_test_data(ds, cfg, train_subset, test_subset, shared_dir)
+        shared = shared_eval_inputs(ds, cfg, train_subset, test_subset, shared_dir)
     dets, used, result, num_test = _evaluate(cfg, ds, fitted.model, draw_ids, test_subset, shared)
     summary = {
         "model": cfg.model_name,
