@@ -8,6 +8,10 @@ is that work: built by the first cell that needs it and kept in the run director
 resumed grid, Slurm jobs on a shared file system -- load it instead. A cell that cannot read or
 write the file (a Ray worker on another machine) builds its own copy, which is the same.
 
+Test items are kept only while they fit in ``MAX_ITEM_BYTES`` (the embedded dataset's 1,485
+windows: 24 MB); real THUMOS-14 I3D windows would take gigabytes in every worker, so there
+each cell cuts its items lazily as before and only the pooled features are shared.
+
 The key names everything the content depends on: dataset, root, train and test subsets, the
 item geometry (mode, window, stride, resize / truncation length, downsampling) and the package
 version; cells of different models share a file when their items are the same. The loaded
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
     from tal_bench.data import TalDataset
 
 SHARED_DIR = "shared"  # under a grid's run directory
+MAX_ITEM_BYTES = 256 * 2**20  # test items larger than this are not kept (see the docstring)
 ITEM_FIELDS = ("mode", "window", "window_stride", "resize_len", "max_len", "downsample")
 
 
@@ -44,7 +49,7 @@ ITEM_FIELDS = ("mode", "window", "window_stride", "resize_len", "max_len", "down
 class EvalInputs:
     """The test items and pooled features every cell of a grid uses."""
 
-    items: list[VideoItem]  # build_items(..., test subset, train=False), in item order
+    items: list[VideoItem] | None  # build_items(test subset, train=False); None: too large
     video_ids: list[str]  # the test subset's videos (ds.video_ids order)
     pooled: dict[str, np.ndarray]  # video id -> (3C,) ``pool_video`` of train and test videos
 
@@ -61,10 +66,23 @@ def eval_inputs_key(cfg: RunConfig) -> str:
 def build_eval_inputs(ds: TalDataset, cfg: RunConfig, train_subset: str, test_subset: str):
     """Build ``EvalInputs`` from the dataset (what a cell does when no shared copy exists)."""
     test_ids = ds.video_ids(test_subset)
-    items = build_items(ds, cfg.data, test_subset, test_ids, train=False)
     videos = dict.fromkeys([*ds.video_ids(train_subset), *test_ids])  # ordered, no repeats
     pooled = {v: pool_video(ds.load_features(v)) for v in videos}
-    return EvalInputs([items[i] for i in range(len(items))], test_ids, pooled)
+    return EvalInputs(_small_items(ds, cfg, test_subset, test_ids), test_ids, pooled)
+
+
+def _small_items(
+    ds: TalDataset, cfg: RunConfig, subset: str, video_ids: list[str]
+) -> list[VideoItem] | None:
+    """Every item of ``video_ids``, or None as soon as their features pass MAX_ITEM_BYTES."""
+    lazy = build_items(ds, cfg.data, subset, video_ids, train=False)
+    items, size = [], 0
+    for i in range(len(lazy)):
+        items.append(lazy[i])
+        size += items[-1]["feats"].numel() * items[-1]["feats"].element_size()
+        if size > MAX_ITEM_BYTES:
+            return None
+    return items
 
 
 def shared_eval_inputs(
@@ -97,15 +115,9 @@ def _write(path: Path, data: EvalInputs) -> None:
     than thousands of small ones under ``weights_only``).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    items, pooled_ids = data.items, list(data.pooled)
+    pooled_ids = list(data.pooled)
     blob = {
-        "feats": torch.cat([it["feats"] for it in items], dim=1),  # (C, sum of T)
-        "mask": torch.cat([it["mask"] for it in items]),  # (sum of T,)
-        "segments": torch.cat([it["segments"] for it in items]),  # (sum of N, 2)
-        "labels": torch.cat([it["labels"] for it in items]),  # (sum of N,)
-        "steps": [int(it["feats"].shape[1]) for it in items],
-        "counts": [int(it["labels"].shape[0]) for it in items],
-        **{name: [it[name] for it in items] for name in ITEM_SCALARS},
+        "items": None if data.items is None else _item_columns(data.items),
         "video_ids": data.video_ids,
         "pooled_ids": pooled_ids,
         "pooled": torch.from_numpy(np.stack([data.pooled[v] for v in pooled_ids])),  # (V, 3C)
@@ -122,18 +134,36 @@ def _write(path: Path, data: EvalInputs) -> None:
             os.unlink(tmp)
 
 
+def _item_columns(items: list[VideoItem]) -> dict:
+    return {
+        "feats": torch.cat([it["feats"] for it in items], dim=1),  # (C, sum of T)
+        "mask": torch.cat([it["mask"] for it in items]),  # (sum of T,)
+        "segments": torch.cat([it["segments"] for it in items]),  # (sum of N, 2)
+        "labels": torch.cat([it["labels"] for it in items]),  # (sum of N,)
+        "steps": [int(it["feats"].shape[1]) for it in items],
+        "counts": [int(it["labels"].shape[0]) for it in items],
+        **{name: [it[name] for it in items] for name in ITEM_SCALARS},
+    }
+
+
 def _read(path: Path) -> EvalInputs:
     blob = torch.load(path, weights_only=True)
-    steps, counts = blob["steps"], blob["counts"]
+    pooled = dict(zip(blob["pooled_ids"], blob["pooled"].numpy(), strict=True))
+    items = None if blob["items"] is None else _items(blob["items"])
+    return EvalInputs(items, blob["video_ids"], pooled)
+
+
+def _items(columns: dict) -> list[VideoItem]:
+    steps, counts = columns["steps"], columns["counts"]
     fields = zip(
-        blob["feats"].split(steps, dim=1),
-        blob["mask"].split(steps),
-        blob["segments"].split(counts),
-        blob["labels"].split(counts),
-        *(blob[name] for name in ITEM_SCALARS),
+        columns["feats"].split(steps, dim=1),
+        columns["mask"].split(steps),
+        columns["segments"].split(counts),
+        columns["labels"].split(counts),
+        *(columns[name] for name in ITEM_SCALARS),
         strict=True,
     )
-    items = [
+    return [
         VideoItem(
             feats=feats.contiguous(),  # (C, T), as build_items makes it
             mask=mask,
@@ -143,5 +173,3 @@ def _read(path: Path) -> EvalInputs:
         )
         for feats, mask, segments, labels, *scalars in fields
     ]
-    pooled = dict(zip(blob["pooled_ids"], blob["pooled"].numpy(), strict=True))
-    return EvalInputs(items, blob["video_ids"], pooled)

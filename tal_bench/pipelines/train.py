@@ -104,11 +104,11 @@ def _evaluate(
     test_subset: str,
     shared: EvalInputs | None,
 ) -> tuple[Detections, str, Any, int]:
-    if shared is None:
-        test_ids = ds.video_ids(test_subset)
+    test_ids = ds.video_ids(test_subset) if shared is None else shared.video_ids
+    if shared is not None and shared.items is not None:
+        items = shared.items  # the grid's copy of the same items (pipelines/shared.py)
+    else:
         items = build_items(ds, cfg.data, test_subset, test_ids, train=False)
-    else:  # the grid's copy of the same items (pipelines/shared.py)
-        test_ids, items = shared.video_ids, shared.items
     per_video = predict_videos(model, items, cfg.train.batch_size, cfg.data.num_workers)
     pooled = None if shared is None else shared.pooled
     ctx = FusionContext(ds, draw_ids, test_ids, cfg.train.seed, pooled)

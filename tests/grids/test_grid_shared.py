@@ -87,6 +87,19 @@ def test_shared_test_data_is_what_a_cell_builds(tmp_path: Path) -> None:
     )
 
 
+@needs_tiny
+def test_items_too_large_to_keep_are_cut_by_each_cell(tmp_path: Path, monkeypatch) -> None:
+    import tal_bench.pipelines.shared as shared
+
+    cfg = apply_protocol(resolve_run_config("etad", "cpu", {"data": {"dataset": TINY}}))
+    ds = create_dataset(cfg.data.dataset, cfg.data.root)
+    train, test = ds.resolve_subset(cfg.data.train_subset), ds.resolve_subset(cfg.data.test_subset)
+    monkeypatch.setattr(shared, "MAX_ITEM_BYTES", 64 * 64 * 4)  # not even two windows
+    shared_eval_inputs(ds, cfg, train, test, tmp_path)
+    loaded = shared_eval_inputs(ds, cfg, train, test, tmp_path)
+    assert loaded.items is None and len(loaded.pooled) > len(loaded.video_ids)
+
+
 def test_key_follows_what_the_items_depend_on() -> None:
     def key(**data):
         return eval_inputs_key(apply_protocol(resolve_run_config("etad", "cpu", {"data": data})))
