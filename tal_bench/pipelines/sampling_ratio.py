@@ -12,6 +12,7 @@ answered with a one-line error.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from tal_bench.errors import TalBenchError
@@ -139,6 +140,8 @@ def build_sampling_ratio(
     ]
     overrides = base_overrides(dataset, sets)
     cells, base = build_cells(model, preset, overrides, variants, AXES, threads)
+    # Training evaluates a ratio of the proposals: more proposals, longer cells (launched first).
+    cells = [replace(c, cost=1.0 + 2.0 * c.params["dps_ratio"]) for c in cells]
     config = {"kind": kind, "model": model, "preset": preset, "overrides": overrides, "base": base}
     return GridSpec(
         command=COMMAND,
