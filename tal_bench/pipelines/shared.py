@@ -124,6 +124,7 @@ def _write(path: Path, data: EvalInputs) -> None:
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # readable like the run's other files (mkstemp makes it 0600)
         with os.fdopen(fd, "wb") as f:
             torch.save(blob, f)
             f.flush()
