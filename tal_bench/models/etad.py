@@ -249,12 +249,13 @@ class Etad(nn.Module):
         Returns:
             one ``ItemDetections`` per item, grid coordinates within the valid steps, labels -1.
         """
-        was_training = self.training
+        if not self.training:  # a pass over a test set: no mode switch over every submodule
+            return self._predict(items)
         self.eval()
         try:
             return self._predict(items)
         finally:
-            self.train(was_training)
+            self.train()
 
     def predict_batches(
         self, batches: Iterable[list[VideoItem]]
