@@ -6,8 +6,8 @@ runner in the parent process turns outcomes into rows, so the records are identi
 executor ran them (only ``executor`` and the timing columns differ).
 
 * ``local`` (default): one fresh process per cell, at most ``jobs`` at a time, forked from a
-  ``forkserver`` that imported torch and tal_bench once (``spawn`` where there is no
-  forkserver): a new interpreter importing torch again cost each cell seconds of CPU. A cell
+  ``forkserver`` that imported torch and tal_bench once (Linux; ``spawn`` elsewhere): a new
+  interpreter importing torch again cost each cell seconds of CPU. A cell
   whose function runs past ``timeout_s`` (counted from when the worker has started up and
   begins the cell, so start-up on a loaded machine does not count) is killed
   (``status="timeout"``); a cell whose process dies (segfault, OOM killer) is a ``"failed"``
@@ -302,12 +302,13 @@ class LocalExecutor:
 
 
 def _worker_context() -> Any:
-    """``forkserver`` preloading :data:`PRELOAD` where the platform has it, else ``spawn``.
+    """``forkserver`` preloading :data:`PRELOAD` on Linux, else ``spawn``.
 
     The server is a fresh interpreter that only imports modules (it never runs torch ops, so
-    forking it is safe); each worker is forked from it and starts with torch imported.
+    forking it is safe); each worker is forked from it and starts with torch imported. macOS
+    keeps ``spawn``: forking a process that loaded its system frameworks is not safe there.
     """
-    if "forkserver" not in mp.get_all_start_methods():
+    if not sys.platform.startswith("linux") or "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(list(PRELOAD))
