@@ -272,13 +272,19 @@ class Etad(nn.Module):
 
     def _predict(self, items: list[VideoItem]) -> list[ItemDetections]:
         feats, mask = stack_feats(items, self._device())
-        return self.postprocess(self.forward_dense(feats, mask), mask)
+        # The start/end head's output is read only by the training loss: skipping it here
+        # leaves every detection as it is.
+        return self.postprocess(self.forward_dense(feats, mask, start_end=False), mask)
 
-    def forward_dense(self, feats: torch.Tensor, mask: torch.Tensor) -> DenseOut:
+    def forward_dense(
+        self, feats: torch.Tensor, mask: torch.Tensor, start_end: bool = True
+    ) -> DenseOut:
         """The network over every valid proposal: stage-averaged boxes and scores.
 
         Args:
             feats: (B, C_in, T); mask: (B, T) valid steps.
+            start_end: also run the auxiliary start/end head of every stage, as the official
+                network does (what ``talbench profile`` counts and times); ``predict`` skips it.
 
         Returns:
             ``(boxes (N, 2), scores (N,), tem (B, 2, T), batch_idx (N,))``; the profiler times
@@ -290,7 +296,7 @@ class Etad(nn.Module):
         boxes, scores = [], []
         for lo in range(0, anchors.shape[0], self.cfg.infer_chunk):
             sl = slice(lo, lo + self.cfg.infer_chunk)
-            outs = self.cascade(stage_maps, anchors[sl], batch_idx[sl], start_end=False)
+            outs = self.cascade(stage_maps, anchors[sl], batch_idx[sl], start_end)
             refined = torch.stack([_refine(a, reg) for a, _, reg in outs]).mean(0)  # (n, 2)
             iou = torch.stack([iou for _, iou, _ in outs]).mean(0)  # (n, 2)
             boxes.append(refined)
