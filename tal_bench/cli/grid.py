@@ -218,10 +218,10 @@ def data_scaling(
     """Learning curve: train on p % of the training videos (t random slices per p), evaluate
     on the full test set, and report mAP mean ± std per p. Slice k trains with seed + k.
     Interrupted grids resume with the same command and --out. The defaults (12 fractions x
-    2 slices, 2 jobs x 1 thread) fit the embedded dataset in about 8 minutes on 2 cores; the
-    study used 5 slices (--slices 5).
+    5 slices as the study, 2 jobs x 1 thread) take about 25 CPU-minutes on the embedded
+    dataset: about 13 minutes on 2 idle cores.
 
-    Example: talbench data-scaling --model etad --fractions 1..100 --slices 5 --json
+    Example: talbench data-scaling --model etad --fractions 1..100 --json
     """
     opts = _exec_options(
         executor, jobs, threads, timeout_s, ray_address, slurm_cluster, slurm_partition,
