@@ -218,8 +218,8 @@ def data_scaling(
     """Learning curve: train on p % of the training videos (t random slices per p), evaluate
     on the full test set, and report mAP mean ± std per p. Slice k trains with seed + k.
     Interrupted grids resume with the same command and --out. The defaults (12 fractions x
-    5 slices as the study, 2 jobs x 1 thread) take about 25 CPU-minutes on the embedded
-    dataset: about 13 minutes on 2 idle cores.
+    5 slices as the study, 2 jobs x 1 thread) take 23-25 CPU-minutes on the embedded
+    dataset (a 2-vCPU Xeon VM): 11.5-12.5 minutes on 2 idle cores.
 
     Example: talbench data-scaling --model etad --fractions 1..100 --json
     """
