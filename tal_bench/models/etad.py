@@ -12,6 +12,7 @@ grid [t - 0.5, t + d + 0.5]). Padded steps (mask False) get no proposals and no 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -34,6 +35,7 @@ from tal_bench.models.etad_modules import FeatureModule, PemStage, TemporalEvalu
 from tal_bench.models.etad_modules import refine_anchors as _refine
 from tal_bench.models.etad_post import postprocess_items
 from tal_bench.models.ops.dps import STRATEGIES, sample_cells, valid_cells
+from tal_bench.models.ops.roi_align_1d import reuse_tables
 from tal_bench.registry import MODELS
 from tal_bench.types import ItemDetections, VideoItem
 
@@ -219,16 +221,21 @@ class Etad(nn.Module):
         return x, self.tem(x), [stage.dense(x) for stage in self.stages]
 
     def cascade(
-        self, stage_maps: list[torch.Tensor], anchors: torch.Tensor, batch_idx: torch.Tensor
+        self,
+        stage_maps: list[torch.Tensor],
+        anchors: torch.Tensor,
+        batch_idx: torch.Tensor,
+        start_end: bool = True,
     ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Run the stages; each refines the previous stage's (detached) output.
 
         Returns:
-            per stage ``(input_anchors (N, 2), iou (N, 2), reg (N, 6))``.
+            per stage ``(input_anchors (N, 2), iou (N, 2), reg (N, 6))``; ``reg`` (N, 4)
+            without ``start_end`` (inference: only the loss reads the start/end head).
         """
         outs = []
         for stage, fmap in zip(self.stages, stage_maps, strict=True):
-            iou, reg = stage.evaluate(fmap, anchors, batch_idx)
+            iou, reg = stage.evaluate(fmap, anchors, batch_idx, start_end)
             outs.append((anchors, iou, reg))
             anchors = _refine(anchors, reg)
         return outs
@@ -309,22 +316,42 @@ class Etad(nn.Module):
         Returns:
             one ``ItemDetections`` per item, grid coordinates within the valid steps, labels -1.
         """
-        was_training = self.training
+        if not self.training:  # a pass over a test set: no mode switch over every submodule
+            return self._predict(items)
         self.eval()
         try:
             return self._predict(items)
         finally:
-            self.train(was_training)
+            self.train()
+
+    def predict_batches(
+        self, batches: Iterable[list[VideoItem]]
+    ) -> Iterator[tuple[list[VideoItem], list[ItemDetections]]]:
+        """``(batch, predict(batch))`` for every batch, in order: one pass over a test set.
+
+        Within the pass, the first cascade stage of a batch with the same window lengths as a
+        recent one (the same anchors) reuses its RoI-align sample table (``reuse_tables``);
+        the detections are those of ``predict``.
+        """
+        with reuse_tables():
+            for batch in batches:
+                yield batch, self.predict(batch)
 
     def _predict(self, items: list[VideoItem]) -> list[ItemDetections]:
         feats, mask = self.inputs(items, self._device())
-        return self.postprocess(self.forward_dense(feats, mask), mask)
+        # The start/end head's output is read only by the training loss: skipping it here
+        # leaves every detection as it is.
+        return self.postprocess(self.forward_dense(feats, mask, start_end=False), mask)
 
-    def forward_dense(self, feats: torch.Tensor, mask: torch.Tensor) -> DenseOut:
+    def forward_dense(
+        self, feats: torch.Tensor, mask: torch.Tensor, start_end: bool = True
+    ) -> DenseOut:
         """The network over every valid proposal: stage-averaged boxes and scores.
 
         Args:
             feats: (B, C_in, T); mask: (B, T) valid steps.
+            start_end: also run the auxiliary start/end head of every stage, as the official
+                network does (what ``talbench profile`` counts and times); ``predict`` skips it.
 
         Returns:
             ``(boxes (N, 2), scores (N,), tem (B, 2, T), batch_idx (N,))``; the profiler times
@@ -336,7 +363,7 @@ class Etad(nn.Module):
         boxes, scores = [], []
         for lo in range(0, anchors.shape[0], self.cfg.infer_chunk):
             sl = slice(lo, lo + self.cfg.infer_chunk)
-            outs = self.cascade(stage_maps, anchors[sl], batch_idx[sl])
+            outs = self.cascade(stage_maps, anchors[sl], batch_idx[sl], start_end)
             refined = torch.stack([_refine(a, reg) for a, _, reg in outs]).mean(0)  # (n, 2)
             iou = torch.stack([iou for _, iou, _ in outs]).mean(0)  # (n, 2)
             boxes.append(refined)

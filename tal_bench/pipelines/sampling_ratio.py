@@ -22,6 +22,7 @@ gets gradients).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from tal_bench.errors import TalBenchError
@@ -178,6 +179,8 @@ def build_sampling_ratio(
     ]
     overrides = base_overrides(dataset, sets)
     cells, base = build_cells(model, preset, overrides, variants, axes_of(kind), threads)
+    # More sampled proposals / snippets, longer cells: launched first.
+    cells = [replace(c, cost=1.0 + 2.0 * c.params[f"{kind}_ratio"]) for c in cells]
     config = {"kind": kind, "model": model, "preset": preset, "overrides": overrides, "base": base}
     return GridSpec(
         command=COMMAND,

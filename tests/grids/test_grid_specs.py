@@ -8,7 +8,11 @@ import pytest
 
 from tal_bench.config import config_hash
 from tal_bench.errors import TalBenchError
-from tal_bench.pipelines.data_scaling import DEFAULT_FRACTIONS_PCT, parse_fractions
+from tal_bench.pipelines.data_scaling import (
+    DEFAULT_FRACTIONS_PCT,
+    build_data_scaling,
+    parse_fractions,
+)
 from tal_bench.pipelines.grid import aggregate, drop_paths, pick_fields, run_key, step_time_ms
 from tal_bench.pipelines.sampling_ratio import (
     build_sampling_ratio,
@@ -43,6 +47,13 @@ def test_default_grid_is_dense_at_small_fractions() -> None:
     steps = [b - a for a, b in zip(DEFAULT_FRACTIONS_PCT, DEFAULT_FRACTIONS_PCT[1:], strict=False)]
     assert steps == sorted(steps)  # gaps only grow
     assert steps[0] == 1
+
+
+def test_the_default_grid_is_the_studys_12_fractions_by_5_slices() -> None:
+    spec = build_data_scaling()  # the README's main job: etad, 1..100, 5 slices as the study
+    assert spec.axes["slices"] == 5 and len(spec.cells) == 12 * 5
+    assert {c.params["slice"] for c in spec.cells} == set(range(5))
+    assert all(c.params["seed"] == c.params["slice"] for c in spec.cells)  # seed + slice
 
 
 @pytest.mark.parametrize(
