@@ -74,7 +74,12 @@ def build_eval_inputs(ds: TalDataset, cfg: RunConfig, train_subset: str, test_su
 def _small_items(
     ds: TalDataset, cfg: RunConfig, subset: str, video_ids: list[str]
 ) -> list[VideoItem] | None:
-    """Every item of ``video_ids``, or None as soon as their features pass MAX_ITEM_BYTES."""
+    """Every item of ``video_ids``, or None as soon as their features pass MAX_ITEM_BYTES.
+
+    Items of frames datasets (snippet clips for end-to-end training) are never kept: they are
+    large, and the stored columns hold features only."""
+    if getattr(ds, "provides", "features") != "features":
+        return None
     lazy = build_items(ds, cfg.data, subset, video_ids, train=False)
     items, size = [], 0
     for i in range(len(lazy)):

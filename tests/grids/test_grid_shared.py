@@ -100,6 +100,16 @@ def test_items_too_large_to_keep_are_cut_by_each_cell(tmp_path: Path, monkeypatc
     assert loaded.items is None and len(loaded.pooled) > len(loaded.video_ids)
 
 
+def test_frames_items_are_cut_by_each_cell(tmp_path: Path) -> None:
+    # snippet clips are not stored with the shared features: a frames dataset shares none
+    overrides = {"data": {"dataset": "synthetic-thumos14-frames-tiny"}}
+    cfg = apply_protocol(resolve_run_config("etad", "egs", overrides))
+    ds = create_dataset(cfg.data.dataset, cfg.data.root)
+    train, test = ds.resolve_subset(cfg.data.train_subset), ds.resolve_subset(cfg.data.test_subset)
+    shared_eval_inputs(ds, cfg, train, test, tmp_path)
+    assert shared_eval_inputs(ds, cfg, train, test, tmp_path).items is None
+
+
 def test_key_follows_what_the_items_depend_on() -> None:
     def key(**data):
         return eval_inputs_key(apply_protocol(resolve_run_config("etad", "cpu", {"data": data})))
