@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+
+from _workers import add_common_args, run_worker
 
 RATIOS = (0.06, 1.0)
 
@@ -131,30 +130,19 @@ def worker(args: argparse.Namespace) -> dict:
 
 
 def _run_ratio(args: argparse.Namespace, ratio: float) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--ratio", str(ratio)]
-    for key in ("batch", "steps", "warmup", "threads", "seed", "window", "input_dim", "strategy"):
-        cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"worker at ratio {ratio} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    keys = ("batch", "steps", "warmup", "threads", "seed", "window", "input_dim", "strategy")
+    return run_worker(__file__, args, keys, ["--ratio", str(ratio)])
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run both ratios in fresh subprocesses and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=2, help="windows per step (paper: 16)")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps after warm-up")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--window", type=int, default=128, help="T, steps per window")
     parser.add_argument("--input-dim", type=int, default=2048, help="C_in (I3D: 2048)")
     parser.add_argument("--strategy", default="random", choices=["random", "grid", "block"])
     parser.add_argument("--ratio", type=float, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_common_args(parser)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)))

@@ -230,6 +230,7 @@ class TrainConfig:
     batch_size: int = 16
     optimizer: str = "adam"  # "adam" | "adamw" | "sgd"
     lr: float = 1e-4
+    encoder_lr: float = 1e-6  # video encoder of end-to-end models (ETAD: 1e-6, detector 1e-3)
     weight_decay: float = 1e-4
     schedule: str = "multistep"  # "multistep" | "cosine" | "constant"
     milestones: tuple[int, ...] = (5,)  # epochs (multistep)
@@ -243,6 +244,7 @@ class TrainConfig:
     device: str = "cpu"  # "cpu" | "cuda"
     threads: int | None = None  # torch intra-op threads; None = torch default
     deterministic: bool = True  # torch.use_deterministic_algorithms on CPU runs
+    mem_probe: bool = False  # CPU: tensor peak of one extra step on a copy (train.loop)
 
 
 @dataclasses.dataclass

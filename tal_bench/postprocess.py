@@ -266,6 +266,7 @@ class FusionContext:
     train_ids: list[str]  # the detector's training draw (the internal classifier's too)
     test_ids: list[str]  # the videos to label
     seed: int
+    pooled: dict[str, np.ndarray] | None = None  # pool_video of videos, when already done
 
 
 def fuse_video_classes(
@@ -289,7 +290,13 @@ def fuse_video_classes(
         index = {name: i for i, name in enumerate(classes)}
         labels = [[index[n] for n in ds.annotations.videos[v].labels] for v in train_ids]
         scores = internal_class_scores(
-            ds.load_features, train_ids, labels, ctx.test_ids, len(classes), seed=ctx.seed
+            ds.load_features,
+            train_ids,
+            labels,
+            ctx.test_ids,
+            len(classes),
+            seed=ctx.seed,
+            pooled=ctx.pooled,
         )
         used = INTERNAL
     else:

@@ -10,7 +10,7 @@ Time conventions (one for the whole project):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import numpy as np
 
@@ -50,7 +50,13 @@ class Annotations:
 
 
 class VideoItem(TypedDict):
-    """One training/eval item (a window, a resized video or a whole video)."""
+    """One training/eval item (a window, a resized video or a whole video).
+
+    Items of frames datasets also carry ``frames`` (T, 3, t, H, W) uint8 snippet clips (zeros
+    on padded steps) and an empty (0, T) ``feats``.
+    """
+
+    frames: NotRequired[torch.Tensor]
 
     video_id: str
     feats: torch.Tensor  # (C, T) float32

@@ -144,8 +144,10 @@ def check_command(
 def _print_dataset(name: str, info: dict[str, Any], dim: int | None, extra: str) -> None:
     """Title (classes, width, geometry, ``extra``), the per-subset table, then the notes."""
     meta = info["feature_meta"]
+    clip = next(iter(info["subsets"].values()), {}).get("clip_shape")  # frames datasets
+    what = f"{'x'.join(map(str, clip))} clips" if clip else f"{dim}-d features"
     title = (
-        f"{name}: {len(info['classes'])} classes, {dim}-d features, {meta['fps']:g} fps / "
+        f"{name}: {len(info['classes'])} classes, {what}, {meta['fps']:g} fps / "
         f"stride {meta['feat_stride']} {extra}"
     )
     _print_stats(title, info["subsets"])

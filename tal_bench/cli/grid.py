@@ -22,7 +22,6 @@ from tal_bench.pipelines.data_scaling import (
 from tal_bench.pipelines.executors import check_executor_options
 from tal_bench.pipelines.grid import Cell, ExecOptions
 from tal_bench.pipelines.sampling_ratio import (
-    DEFAULT_RATIOS,
     DEFAULT_STRATEGIES,
     build_sampling_ratio,
     run_sampling_ratio,
@@ -256,12 +255,12 @@ def data_scaling(
 
     Trains on p % of the training videos (t random slices per p), evaluates on the full test
     set and reports mAP mean ± std per p. Slice k trains with seed + k. Interrupted grids
-    resume with the same command and --out. The defaults (12 fractions x 2 slices, 2 jobs x 1
-    thread) fit the embedded dataset in about 8 minutes on 2 cores; the study used 5 slices.
-    --budget, --draw, --nested and --classifier-data change the protocol (defaults: the
-    study's); they are part of each cell's run key.
+    resume with the same command and --out. The defaults (12 fractions x 5 slices as the
+    study, 2 jobs x 1 thread) take 23-25 CPU-minutes on the embedded dataset (a 2-vCPU Xeon
+    VM): 11.5-12.5 minutes on 2 idle cores. --budget, --draw, --nested and --classifier-data
+    change the protocol (defaults: the study's); they are part of each cell's run key.
 
-    Example: talbench data-scaling --model etad --fractions 1..100 --slices 5
+    Example: talbench data-scaling --model etad --fractions 1..100 --json
     """
     opts = _exec_options(
         executor, jobs, threads, timeout_s, ray_address, slurm_cluster, slurm_partition,
@@ -289,15 +288,29 @@ def data_scaling(
 def sampling_ratio(
     model: Model = "etad",
     kind: Annotated[
-        str, typer.Option(help="dps (detector proposal sampling); egs is not implemented yet.")
+        str,
+        typer.Option(
+            help="dps (detector proposal sampling) or egs (encoder gradient sampling: "
+            "end-to-end training from frames)."
+        ),
     ] = "dps",
-    ratios: Annotated[str, typer.Option(help="Sampling ratios in (0, 1].")] = DEFAULT_RATIOS,
+    ratios: Annotated[
+        str | None,
+        typer.Option(
+            help="Sampling ratios: dps in (0, 1] (default 0.01,0.02,0.04,0.06,0.1,0.3,1.0); "
+            "egs in [0, 1], 0 = frozen encoder (default 0,0.1,0.3,1.0)."
+        ),
+    ] = None,
     strategies: Annotated[
         str, typer.Option(help="Comma list of random, grid, block.")
     ] = DEFAULT_STRATEGIES,
-    seeds: Annotated[int, typer.Option(help="Training seeds per (ratio, strategy).")] = 3,
+    seeds: Annotated[
+        int | None, typer.Option(help="Training seeds per (ratio, strategy); dps 3, egs 1.")
+    ] = None,
     dataset: Dataset = None,
-    preset: Preset = "cpu",
+    preset: Annotated[
+        str | None, typer.Option(help="Preset of the model; dps: cpu, egs: egs.")
+    ] = None,
     set_: Sets = None,
     seed: Seed = 0,
     executor: ExecutorOpt = "local",
@@ -311,13 +324,16 @@ def sampling_ratio(
     slurm_param: SlurmParams = None,
     json_out: Json = False,
 ) -> None:
-    """ETAD's sampling study: mAP, time and memory against the sampling ratio.
+    """ETAD's sampling studies: mAP, time and memory against the sampling ratio.
 
-    Trains with proposal-sampling ratio r and strategy s (seeds seed, seed+1, ...) and reports
-    mAP, training time, step time and peak memory per (s, r). Ratio 1.0 keeps every proposal
-    (no sampling), so it is trained once per seed and shared by the strategies.
+    Trains with sampling ratio r and strategy s (seeds seed, seed+1, ...) and reports mAP,
+    training time, step time and memory per (s, r). --kind dps samples detector proposals
+    (Fig. 4); --kind egs samples the snippets whose gradients reach the video encoder (Fig. 5;
+    preset egs, frames dataset), ratio 0 being the frozen encoder (pre-extracted features).
+    Ratios where the strategy cannot matter (1.0; egs 0) are trained once per seed and shared
+    by the strategies. The egs defaults (1 seed) take ~580 s of CPU: ~6 min on 2 idle cores.
 
-    Example: talbench sampling-ratio --kind dps --ratios 0.02,0.06,1.0 --seeds 2
+    Example: talbench sampling-ratio --kind egs --ratios 0,0.1,0.3,1.0
     """
     opts = _exec_options(
         executor, jobs, threads, timeout_s, ray_address, slurm_cluster, slurm_partition,
@@ -327,13 +343,17 @@ def sampling_ratio(
         model, kind, ratios, strategies, seeds, dataset, preset, set_ or [], seed, threads
     )
     check_grid(spec.cells, out, print_note)
-    summary = run_sampling_ratio(spec, opts, out, RichReporter(f"sampling-ratio {model}"))
+    summary = run_sampling_ratio(spec, opts, out, RichReporter(f"sampling-ratio {kind} {model}"))
+    memory = (
+        ("step_mem_mib", "step peak MiB", 1) if kind == "egs" else ("peak_mem_mib", "peak MiB", 0)
+    )
     metrics = [
         ("map_avg_pct", "mAP avg %", 2),
         ("train_time_s", "train s", 1),
         ("step_time_ms", "step ms", 1),
-        ("peak_mem_mib", "peak MiB", 0),
+        memory,
     ]
-    _print_table(summary, [("dps_strategy", "strategy"), ("dps_ratio", "ratio")], metrics)
+    keys = [(f"{kind}_strategy", "strategy"), (f"{kind}_ratio", "ratio")]
+    _print_table(summary, keys, metrics)
     if json_out:
         emit_json(summary)

@@ -30,6 +30,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_row("train time", f"{summary['train_time_s']:.1f} s")
     table.add_row("eval time", f"{summary['eval_time_s']:.1f} s")
     table.add_row("peak memory", f"{summary['peak_mem_mib']:.0f} MiB ({summary['peak_mem_kind']})")
+    if summary.get("step_mem_kind"):  # train.mem_probe
+        step = f"{summary['step_mem_mib']:.1f} MiB ({summary['step_mem_kind']})"
+        table.add_row("training step peak", step)
     table.add_row("parameters", f"{summary['params']:,}")
     table.add_row(
         "training videos",

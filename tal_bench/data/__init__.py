@@ -32,6 +32,7 @@ _MODULES = {
     ),
     "features": ("ArrayStore", "FeatureMeta", "FeatureStore", "load_feature_file"),
     "fractions": ("FractionDraw", "sample_fraction"),
+    "frames": ("FramesDataset",),
     "items": (
         "build_items",
         "collate_items",
@@ -54,6 +55,7 @@ def __getattr__(name: str) -> Any:
 
 def _register_datasets() -> None:
     importlib.import_module("tal_bench.data.datasets")  # registers on import
+    importlib.import_module("tal_bench.data.frames")  # the frames datasets
 
 
 DATASETS.set_loader(_register_datasets)

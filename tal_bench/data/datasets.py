@@ -522,7 +522,10 @@ def dataset_info(name: str, root: str | None = None, **options: Any) -> dict[str
     ds = create_dataset(name, root, **options)
     stats = annotation_stats(ds.annotations)
     for sub, row in stats["subsets"].items():
-        row["feature_steps"] = ds.validate(sub)["feature_steps"]
+        checked = ds.validate(sub)
+        row["feature_steps"] = checked["feature_steps"]
+        if "clip_shape" in checked:  # frames datasets: (3, t, H, W) per snippet
+            row["clip_shape"] = checked["clip_shape"]
     description = DATASETS.get(name).description if name in DATASETS else f"folder {ds.name}"
     return {
         "name": name,

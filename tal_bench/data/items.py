@@ -120,13 +120,25 @@ def _make_item(
     step_s: float,
     window_start: int,
 ) -> VideoItem:
-    """Pad ``feats`` (T, C) to ``length`` steps and package one item."""
-    num, dim = feats.shape
-    padded = np.zeros((dim, length), dtype=np.float32)  # (C, L)
-    padded[:, :num] = feats.T
+    """Pad ``feats`` (T, C) to ``length`` steps and package one item.
+
+    Frames datasets give snippet clips (T, 3, t, H, W) uint8 instead: they are padded to
+    ``item["frames"]`` (L, 3, t, H, W) and ``feats`` is an empty (0, L) tensor.
+    """
+    num = feats.shape[0]
+    extra = {}
+    if feats.ndim == 5:
+        frames = np.zeros((length, *feats.shape[1:]), dtype=np.uint8)  # (L, 3, t, H, W)
+        frames[:num] = feats
+        extra["frames"] = torch.from_numpy(frames)
+        padded = np.zeros((0, length), dtype=np.float32)  # (0, L)
+    else:
+        padded = np.zeros((feats.shape[1], length), dtype=np.float32)  # (C, L)
+        padded[:, :num] = feats.T
     mask = torch.zeros(length, dtype=torch.bool)  # (L,)
     mask[:num] = True
     return VideoItem(
+        **extra,
         video_id=video.video_id,
         feats=torch.from_numpy(padded),
         mask=mask,
@@ -373,6 +385,8 @@ def build_items(
         stride, inside = data_cfg.stride(train), data_cfg.window_min_inside
         return WindowItems(ds, video_ids, data_cfg.window, stride, k, train, inside)
     if data_cfg.mode == "resize":
+        if getattr(ds, "provides", "features") == "frames":
+            raise TalBenchError("frames datasets support data.mode window or full, not resize")
         return ResizeItems(ds, video_ids, data_cfg.resize_len, k, train)
     if data_cfg.mode == "full":
         return FullVideoItems(ds, video_ids, data_cfg.max_len, k, train, generator)

@@ -157,7 +157,7 @@ def _group_events(segments_s: np.ndarray, label_ids: np.ndarray) -> list[tuple[f
     return [(s, e, ks) for (s, e), ks in events.items()]
 
 
-def render_features(
+def render_latent(
     num_feats: int,
     fps: float,
     segments_s: np.ndarray,
@@ -167,7 +167,10 @@ def render_features(
     rng: np.random.Generator,
     meta: FeatureMeta,
 ) -> np.ndarray:
-    """Features of one video.
+    """The noise-free signal of one video on the feature grid: actions, distractors, background.
+
+    ``add_frame_noise`` turns it into the features; the frames renderer
+    (``tal_bench.data.synth_frames``) draws frames from it.
 
     Args:
         num_feats: T.
@@ -176,13 +179,13 @@ def render_features(
         label_ids: (N,) class index of each instance (rows of ``bank``).
         bank: dataset-level class patterns.
         params: noise / distractor / style knobs.
-        rng: this video's generator.
+        rng: this video's generator (advanced past everything the signal draws).
         meta: feature geometry.
 
     Returns:
         (T, C) float32.
     """
-    from scipy.ndimage import convolve1d, gaussian_filter1d  # generating only: CLI starts fast
+    from scipy.ndimage import gaussian_filter1d  # generating only: CLI starts fast
 
     step_s, t0_s = meta.feat_stride / fps, meta.offset_frames / fps
     bank_v = _style(bank, params, rng)
@@ -213,6 +216,25 @@ def render_features(
     smooth = gaussian_filter1d(smooth, sigma=6.0, axis=0, mode="nearest")
     smooth /= smooth.std(axis=0, keepdims=True) + 1e-12
     out += params.background * (smooth @ bank.bg_basis + 0.7 * _unit(rng.normal(size=params.dim)))
+    return out
+
+
+def add_frame_noise(
+    latent: np.ndarray, params: SynthParams, rng: np.random.Generator
+) -> np.ndarray:
+    """Features of one video from its ``render_latent`` signal: frame noise, then the clip average.
+
+    Args:
+        latent: (T, C) float32 signal (modified in place).
+        params: ``noise`` knob.
+        rng: the generator ``render_latent`` advanced.
+
+    Returns:
+        (T, C) float32.
+    """
+    from scipy.ndimage import convolve1d  # generating only: CLI starts fast
+
+    out = latent
     # frame noise, then the average over each 16-frame clip (4 steps at stride 4, centred);
     # the box of weights [.5, 1, 1, 1, .5] / 4 shrinks white noise by sqrt(3.5) / 4
     kernel = np.array([0.5, 1.0, 1.0, 1.0, 0.5], dtype=np.float32) / 4.0

@@ -10,7 +10,7 @@ median duration ~160 s with a long tail, ~15 instances per video, median action 
 background, ~4 % overlapping neighbours, CricketBowling followed by CricketShot, every CliffDiving
 segment also labelled Diving).
 
-Features (30 fps, stride 4, 16-frame clips; see ``render_features``): each class has onset,
+Features (30 fps, stride 4, 16-frame clips; see ``synth_features``): each class has onset,
 middle and offset directions plus a class-specific modulation; classes of one family share a
 component (``class_sep``); every video perturbs the patterns (``video_style``) and every instance
 varies in amplitude, speed and mixing; unannotated distractors (fragments, false starts, generic
@@ -29,6 +29,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from tal_bench.data.annotations import load_annotations, write_actionformer_json
 from tal_bench.data.datasets import TalDataset, annotation_stats, open_feature_dataset
 from tal_bench.data.features import FeatureMeta, save_npy_features
 from tal_bench.data.folder import DATASET_TOML
-from tal_bench.data.synth_features import make_class_bank, render_features
+from tal_bench.data.synth_features import add_frame_noise, make_class_bank, render_latent
 from tal_bench.data.synth_params import GENERATOR_VERSION, TINY_PARAMS, SynthParams  # noqa: F401  (re-exported)
 from tal_bench.errors import TalBenchError
 from tal_bench.types import Annotations, VideoRecord
@@ -78,7 +79,7 @@ OVERLAP_PROB = 0.04  # an instance starts inside its predecessor
 SECOND_CLASS_PROB = 0.04  # a video also holds a few instances of a same-family class
 
 
-def _rng(*parts: Any) -> np.random.Generator:
+def rng_for(*parts: Any) -> np.random.Generator:
     """A generator keyed by its parts (stable across runs, machines and call order)."""
     key = "|".join(str(p) for p in ("tal-bench-synth", GENERATOR_VERSION, *parts))
     return np.random.default_rng(int.from_bytes(hashlib.sha256(key.encode()).digest()[:16], "big"))
@@ -160,9 +161,9 @@ def sample_annotations(params: SynthParams) -> Annotations:
     for subset_raw, n_full in NUM_VIDEOS.items():
         sub = "val" if subset_raw == "Validation" else "test"
         n = max(params.num_classes, round(n_full * params.scale))
-        primaries = _video_classes(n, classes, _rng(params.seed, sub, "classes"))
+        primaries = _video_classes(n, classes, rng_for(params.seed, sub, "classes"))
         for i, primary in enumerate(primaries):
-            rng = _rng(params.seed, sub, i)
+            rng = rng_for(params.seed, sub, i)
             median_s = DURATION_FACTOR * THUMOS_CLASSES[primary][2]
             dur = float(
                 np.clip(rng.lognormal(math.log(median_s), DURATION_LOG_STD), *DURATION_RANGE_S)
@@ -196,21 +197,34 @@ def _families(classes: list[str]) -> list[str]:
     ]
 
 
-def _write_features(ann: Annotations, params: SynthParams, feat_dir: Path) -> int:
-    """Render and save every video's features; returns the total number of feature steps."""
-    bank_rng = _rng(params.seed, "bank", params.dim, len(ann.classes))
+def video_signals(
+    ann: Annotations, params: SynthParams
+) -> Iterator[tuple[str, np.ndarray, np.random.Generator]]:
+    """``(video_id, latent (T, C), generator)`` for every video in id order.
+
+    ``latent`` is the noise-free signal on the feature grid (``render_latent``) and the
+    generator is that video's, advanced past it: the features are
+    ``add_frame_noise(latent, params, generator)``; the frames renderer draws from ``latent``.
+    """
+    bank_rng = rng_for(params.seed, "bank", params.dim, len(ann.classes))
     bank = make_class_bank(_families(ann.classes), params.dim, params.class_sep, bank_rng)
     index = {c: i for i, c in enumerate(ann.classes)}
-    total = 0
     for vid in sorted(ann.videos):
         rec = ann.videos[vid]
         fps = rec.fps or SYNTH_META.fps
         num = SYNTH_META.num_features(rec.duration_s, fps)
         labels = np.array([index[x] for x in rec.labels], dtype=np.int64)
-        rng = _rng(params.seed, "feat", vid)
-        feats = render_features(num, fps, rec.segments_s, labels, bank, params, rng, SYNTH_META)
-        save_npy_features(feat_dir / f"{vid}.npy", feats)
-        total += num
+        rng = rng_for(params.seed, "feat", vid)
+        latent = render_latent(num, fps, rec.segments_s, labels, bank, params, rng, SYNTH_META)
+        yield vid, latent, rng
+
+
+def _write_features(ann: Annotations, params: SynthParams, feat_dir: Path) -> int:
+    """Render and save every video's features; returns the total number of feature steps."""
+    total = 0
+    for vid, latent, rng in video_signals(ann, params):
+        save_npy_features(feat_dir / f"{vid}.npy", add_frame_noise(latent, params, rng))
+        total += len(latent)
     return total
 
 
@@ -235,14 +249,15 @@ def _check_out_dir(out_dir: Path) -> None:
         ) from None
 
 
-def _publish(tmp: Path, out_dir: Path) -> bool:
-    """Rename a finished temp folder into place; False if another writer got there first."""
+def publish(tmp: Path, out_dir: Path, marker: str = "synth_meta.json") -> bool:
+    """Rename a finished temp folder into place; False if another writer got there first
+    (``out_dir`` then holds ``marker``, the file a finished folder always has)."""
     try:
         os.rename(tmp, out_dir)  # atomic; replaces only an empty folder
         return True
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if out_dir.is_dir() and (out_dir / "synth_meta.json").is_file():
+        if out_dir.is_dir() and (out_dir / marker).is_file():
             return False
         raise
 
@@ -272,7 +287,7 @@ def _generate_into(
         (tmp / "synth_meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         (tmp / DATASET_TOML).write_text(_dataset_toml(name))
         meta["generate_s"] = round(time.perf_counter() - start, 2)
-        _publish(tmp, out_dir)
+        publish(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

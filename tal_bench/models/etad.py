@@ -1,6 +1,9 @@
 """ETAD: "ETAD: Training Action Detection End to End on a Laptop" (Liu et al., CVPRW 2023), the
-detector with Detector Proposal Sampling, following the official code (sming256/ETAD) as written
-down in /work/shared/research/etad.md (§2 architecture, §3 losses, §4 DPS, §7 post-processing).
+detector with Detector Proposal Sampling, following the official code (sming256/ETAD:
+lib/models/detector for the architecture, lib/loss/model_loss.py, lib/utils/sampler.py for DPS,
+lib/dataset/anet_1_3/post_det.py for the post-processing).
+With ``model.encoder`` set it reads snippet clips of a frames dataset and trains a video
+encoder with Encoder Gradient Sampling (``tal_bench.models.egs``).
 
 Coordinates: items carry GT in grid units (feature i at x = i). Inside the model, proposals use
 ETAD's snippet-edge units (snippet i spans [i, i + 1]; map cell (d, t) is [t, t + d + 1], i.e.
@@ -9,14 +12,17 @@ grid [t - 0.5, t + d + 0.5]). Padded steps (mask False) get no proposals and no 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
 
 from tal_bench.errors import TalBenchError
 from tal_bench.models.base import ModelSpec, PostDecl
+from tal_bench.models.egs import VARIANTS, EgsEncoder
+from tal_bench.models.encoders.resnet import EncoderConfig
 from tal_bench.models.etad_losses import (
     LossWeights,
     assign_gt,
@@ -29,8 +35,12 @@ from tal_bench.models.etad_modules import FeatureModule, PemStage, TemporalEvalu
 from tal_bench.models.etad_modules import refine_anchors as _refine
 from tal_bench.models.etad_post import postprocess_items
 from tal_bench.models.ops.dps import STRATEGIES, sample_cells, valid_cells
+from tal_bench.models.ops.roi_align_1d import reuse_tables
 from tal_bench.registry import MODELS
 from tal_bench.types import ItemDetections, VideoItem
+
+if TYPE_CHECKING:
+    from tal_bench.data.datasets import TalDataset
 
 
 @dataclass(frozen=True)
@@ -61,9 +71,30 @@ class EtadConfig:
     nms_sigma: float = 0.35  # Gaussian soft-NMS sigma per item (ANet 0.35, THUMOS 0.3)
     nms_max_keep: int = 100  # detections kept per item (ANet 100, THUMOS 200)
     infer_chunk: int = 16384  # proposals per PEM chunk at inference (memory bound only)
+    # End-to-end training from frames (models/egs.py): the video encoder ("none": features)
+    # and Encoder Gradient Sampling; the paper's default is random at 10 %.
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    egs_ratio: float = 0.1  # share of snippets back-propagated to the encoder, in [0, 1]
+    egs_strategy: Literal["random", "grid", "block"] = "random"
+    egs_variant: Literal["single", "chunked"] = "single"  # paper's one pass | released code
+    egs_chunk: int = 4  # snippets per re-forward of the chunked variant (released code: 4)
+    encoder_batch: int = 64  # snippets per no-grad encoder call (a memory bound only)
 
     def __post_init__(self) -> None:
+        self.encoder.check()
         checks = [
+            (0.0 <= self.egs_ratio <= 1.0, "model.egs_ratio must be in [0, 1], e.g. 0.1"),
+            (self.egs_strategy in STRATEGIES, "model.egs_strategy must be random, grid or block"),
+            (self.egs_variant in VARIANTS, "model.egs_variant must be single or chunked"),
+            (
+                self.egs_chunk >= 1 and self.encoder_batch >= 1,
+                "model.egs_chunk and model.encoder_batch must be >= 1",
+            ),
+            (
+                self.egs_variant == "single" or self.egs_strategy == "random",
+                "model.egs_variant=chunked samples randomly only (as the released code); "
+                "set model.egs_strategy=random",
+            ),
             (
                 self.feature_module in ("lstm", "conv", "transformer"),
                 "model.feature_module must be lstm, conv or transformer",
@@ -119,6 +150,13 @@ class Etad(nn.Module):
 
     def __init__(self, cfg: EtadConfig, input_dim: int) -> None:
         super().__init__()
+        if cfg.encoder.kind != "none":
+            input_dim = cfg.encoder.out_dim
+        elif input_dim == 0:
+            raise TalBenchError(
+                "the dataset gives frames, not features: set model.encoder.kind=tsm (or "
+                "r2plus1d), e.g. with --preset egs"
+            )
         if input_dim % cfg.groups:
             raise TalBenchError(
                 f"ETAD needs the feature dimension ({input_dim}) divisible by model.groups "
@@ -137,6 +175,35 @@ class Etad(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+        self.encoder: EgsEncoder | None = None
+        if cfg.encoder.kind != "none":
+            self.encoder = EgsEncoder(
+                cfg.encoder, cfg.egs_ratio, cfg.egs_strategy, cfg.egs_variant, cfg.egs_chunk,
+                cfg.encoder_batch,
+            )  # fmt: skip
+
+    def prepare(self, ds: TalDataset, train_subset: str) -> None:
+        """Before training: load (or first make) the encoder's pretrained weights."""
+        if self.encoder is not None:
+            self.encoder.prepare(ds, train_subset)
+
+    def optimizer_groups(self) -> list[dict]:
+        """The detector's parameters, and the encoder's as the group ``encoder`` (it trains at
+        ``train.encoder_lr`` and its gradient is clipped apart, ``tal_bench.train``)."""
+        enc = self.encoder.trainable() if self.encoder is not None else []
+        seen = {id(p) for p in enc}
+        det = [p for p in self.parameters() if p.requires_grad and id(p) not in seen]
+        return [{"params": det}, {"params": enc, "name": "encoder"}]
+
+    def inputs(
+        self, items: list[VideoItem], device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, T) features and (B, T) mask: the items' own, or the encoder's from frames."""
+        if self.encoder is not None:
+            return self.encoder(items, device)
+        if items[0]["feats"].shape[0] == 0:
+            raise TalBenchError("the items hold frames: set model.encoder.kind=tsm (--preset egs)")
+        return stack_feats(items, device)
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
@@ -154,16 +221,21 @@ class Etad(nn.Module):
         return x, self.tem(x), [stage.dense(x) for stage in self.stages]
 
     def cascade(
-        self, stage_maps: list[torch.Tensor], anchors: torch.Tensor, batch_idx: torch.Tensor
+        self,
+        stage_maps: list[torch.Tensor],
+        anchors: torch.Tensor,
+        batch_idx: torch.Tensor,
+        start_end: bool = True,
     ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Run the stages; each refines the previous stage's (detached) output.
 
         Returns:
-            per stage ``(input_anchors (N, 2), iou (N, 2), reg (N, 6))``.
+            per stage ``(input_anchors (N, 2), iou (N, 2), reg (N, 6))``; ``reg`` (N, 4)
+            without ``start_end`` (inference: only the loss reads the start/end head).
         """
         outs = []
         for stage, fmap in zip(self.stages, stage_maps, strict=True):
-            iou, reg = stage.evaluate(fmap, anchors, batch_idx)
+            iou, reg = stage.evaluate(fmap, anchors, batch_idx, start_end)
             outs.append((anchors, iou, reg))
             anchors = _refine(anchors, reg)
         return outs
@@ -198,7 +270,7 @@ class Etad(nn.Module):
             (unweighted; all but ``loss`` detached).
         """
         device = self._device()
-        feats, mask = stack_feats(items, device)  # (B, C, T), (B, T)
+        feats, mask = self.inputs(items, device)  # (B, C, T), (B, T)
         length = feats.shape[-1]
         _, tem, stage_maps = self.dense(feats)
         gt_list = [it["segments"].to(device=device, dtype=torch.float32) + 0.5 for it in items]
@@ -233,6 +305,8 @@ class Etad(nn.Module):
                 sums[key] = sums[key] + terms[key].detach()
         out.update({f"loss_{k}": v for k, v in sums.items()})
         out["num_proposals"] = torch.tensor(float(anchors.shape[0]))
+        if self.encoder is not None:
+            out["egs_grad_snippets"] = torch.tensor(float(self.encoder.last_grad_snippets))
         return {"loss": total, **out}
 
     @torch.no_grad()
@@ -242,22 +316,42 @@ class Etad(nn.Module):
         Returns:
             one ``ItemDetections`` per item, grid coordinates within the valid steps, labels -1.
         """
-        was_training = self.training
+        if not self.training:  # a pass over a test set: no mode switch over every submodule
+            return self._predict(items)
         self.eval()
         try:
             return self._predict(items)
         finally:
-            self.train(was_training)
+            self.train()
+
+    def predict_batches(
+        self, batches: Iterable[list[VideoItem]]
+    ) -> Iterator[tuple[list[VideoItem], list[ItemDetections]]]:
+        """``(batch, predict(batch))`` for every batch, in order: one pass over a test set.
+
+        Within the pass, the first cascade stage of a batch with the same window lengths as a
+        recent one (the same anchors) reuses its RoI-align sample table (``reuse_tables``);
+        the detections are those of ``predict``.
+        """
+        with reuse_tables():
+            for batch in batches:
+                yield batch, self.predict(batch)
 
     def _predict(self, items: list[VideoItem]) -> list[ItemDetections]:
-        feats, mask = stack_feats(items, self._device())
-        return self.postprocess(self.forward_dense(feats, mask), mask)
+        feats, mask = self.inputs(items, self._device())
+        # The start/end head's output is read only by the training loss: skipping it here
+        # leaves every detection as it is.
+        return self.postprocess(self.forward_dense(feats, mask, start_end=False), mask)
 
-    def forward_dense(self, feats: torch.Tensor, mask: torch.Tensor) -> DenseOut:
+    def forward_dense(
+        self, feats: torch.Tensor, mask: torch.Tensor, start_end: bool = True
+    ) -> DenseOut:
         """The network over every valid proposal: stage-averaged boxes and scores.
 
         Args:
             feats: (B, C_in, T); mask: (B, T) valid steps.
+            start_end: also run the auxiliary start/end head of every stage, as the official
+                network does (what ``talbench profile`` counts and times); ``predict`` skips it.
 
         Returns:
             ``(boxes (N, 2), scores (N,), tem (B, 2, T), batch_idx (N,))``; the profiler times
@@ -269,7 +363,7 @@ class Etad(nn.Module):
         boxes, scores = [], []
         for lo in range(0, anchors.shape[0], self.cfg.infer_chunk):
             sl = slice(lo, lo + self.cfg.infer_chunk)
-            outs = self.cascade(stage_maps, anchors[sl], batch_idx[sl])
+            outs = self.cascade(stage_maps, anchors[sl], batch_idx[sl], start_end)
             refined = torch.stack([_refine(a, reg) for a, _, reg in outs]).mean(0)  # (n, 2)
             iou = torch.stack([iou for _, iou, _ in outs]).mean(0)  # (n, 2)
             boxes.append(refined)

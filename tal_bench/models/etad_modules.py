@@ -168,7 +168,11 @@ class PemStage(nn.Module):
         return torch.relu(self.reduce(x_stage))  # (B, R, T)
 
     def evaluate(
-        self, feat: torch.Tensor, anchors: torch.Tensor, batch_idx: torch.Tensor
+        self,
+        feat: torch.Tensor,
+        anchors: torch.Tensor,
+        batch_idx: torch.Tensor,
+        start_end: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Score and regress proposals.
 
@@ -176,10 +180,12 @@ class PemStage(nn.Module):
             feat: (B, R, T) output of ``dense``.
             anchors: (N, 2) snippet-edge ``[s, e]`` (no gradient).
             batch_idx: (N,) video index of each anchor.
+            start_end: also run the auxiliary start/end head (only its loss reads it; inference
+                skips it, which leaves every other output as it is).
 
         Returns:
             ``iou`` (N, 2) ``[p_iou_cls, p_iou_reg]`` and ``reg`` (N, 6)
-            ``[Δs, Δe, Δc, Δw, p_start, p_end]``.
+            ``[Δs, Δe, Δc, Δw, p_start, p_end]`` ((N, 4) without ``start_end``).
         """
         length = anchors[:, 1] - anchors[:, 0]  # (N,)
         rois = torch.stack(
@@ -200,10 +206,11 @@ class PemStage(nn.Module):
         start_feat = _bin_major_linear(self.reg_s_fc[0], roi_pr[:, :side]).relu_()  # (N, E)
         end_feat = _bin_major_linear(self.reg_e_fc[0], roi_pr[:, -side:]).relu_()  # (N, E)
         iou = torch.sigmoid(self.iou_fc(ext_feat))  # (N, 2)
-        se = torch.sigmoid(self.cls_se_fc(ext_feat))  # (N, 2)
         cw = self.reg_cw_fc(ext_feat) / 2.0  # (N, 2)
-        reg = torch.cat([self.reg_s_fc[2](start_feat), self.reg_e_fc[2](end_feat), cw, se], dim=1)
-        return iou, reg  # (N, 2), (N, 6)
+        reg = [self.reg_s_fc[2](start_feat), self.reg_e_fc[2](end_feat), cw]
+        if start_end:
+            reg.append(torch.sigmoid(self.cls_se_fc(ext_feat)))  # (N, 2)
+        return iou, torch.cat(reg, dim=1)  # (N, 2), (N, 6) or (N, 4)
 
 
 def _bin_major_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:

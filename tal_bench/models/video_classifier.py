@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +138,7 @@ def internal_class_scores(
     num_classes: int,
     cfg: VideoClassifierConfig | None = None,
     seed: int = 0,
+    pooled: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Train the internal classifier on ``train_ids`` and score ``test_ids``.
 
@@ -149,6 +150,8 @@ def internal_class_scores(
         num_classes: K.
         cfg: classifier hyperparameters (defaults when None).
         seed: training seed.
+        pooled: video id -> ``pool_video`` of its features, for videos already pooled (a grid
+            pools each video once); the others are loaded and pooled here.
 
     Returns:
         ``{video_id: (K,) sigmoid scores}`` for every test video.
@@ -156,12 +159,17 @@ def internal_class_scores(
     if not train_ids:
         raise TalBenchError("the internal video classifier needs at least one training video")
     cfg = cfg or VideoClassifierConfig()
-    pooled = np.stack([pool_video(load_features(v)) for v in train_ids])  # (V, 3C)
+    done = pooled or {}
+
+    def pool(video_id: str) -> np.ndarray:
+        return done[video_id] if video_id in done else pool_video(load_features(video_id))
+
+    train_pooled = np.stack([pool(v) for v in train_ids])  # (V, 3C)
     targets = np.zeros((len(train_ids), num_classes), dtype=np.float32)  # (V, K)
     for row, labels in enumerate(train_labels):
         targets[row, list(labels)] = 1.0
-    model = train_video_classifier(pooled, targets, cfg, seed)
-    test_pooled = torch.as_tensor(np.stack([pool_video(load_features(v)) for v in test_ids]))
+    model = train_video_classifier(train_pooled, targets, cfg, seed)
+    test_pooled = torch.as_tensor(np.stack([pool(v) for v in test_ids]))
     with torch.no_grad():
         probs = torch.sigmoid(model(test_pooled)).numpy().astype(np.float64)  # (V_test, K)
     return dict(zip(test_ids, probs, strict=True))

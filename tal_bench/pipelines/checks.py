@@ -128,10 +128,24 @@ def check_data(cfg: RunConfig, whole_train_subset: bool = False) -> list[str]:
         )
         train_ids = list(draw.video_ids)
     ids = list(dict.fromkeys([*train_ids, *ds.video_ids(test)]))
+    if getattr(ds, "provides", "features") == "frames":
+        check_frames_model(cfg)
+        ds.validate_ids(ids)  # clips present (they are decoded while training)
+        check_model(cfg, ds.feature_meta.input_dim, len(ds.classes))
+        return list(ds.notes)
     scan_features(ds, ids, values=False)  # every header first: a bad file before any value
     check_model(cfg, ds.feature_meta.input_dim, len(ds.classes))
     scan_features(ds, ids, values=True)
     return list(ds.notes)
+
+
+def check_frames_model(cfg: RunConfig) -> None:
+    """A frames dataset (``tal_bench.data.frames``) needs a detector with a video encoder."""
+    if getattr(getattr(cfg.model, "encoder", None), "kind", "none") == "none":
+        raise TalBenchError(
+            f"dataset {cfg.data.dataset!r} gives video frames; model {cfg.model_name!r} needs a "
+            "video encoder: set model.encoder.kind=tsm (etad: --preset egs)"
+        )
 
 
 def check_model(cfg: RunConfig, input_dim: int, num_classes: int) -> None:

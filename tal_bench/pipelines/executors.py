@@ -5,12 +5,14 @@ one :class:`Outcome` per task, in completion order. Executors never write record
 runner in the parent process turns outcomes into rows, so the records are identical whichever
 executor ran them (only ``executor`` and the timing columns differ).
 
-* ``local`` (default): one fresh ``spawn`` process per cell, at most ``jobs`` at a time. A cell
+* ``local`` (default): one fresh process per cell, at most ``jobs`` at a time, forked from a
+  ``forkserver`` that imported torch and tal_bench once (Linux; ``spawn`` elsewhere): a new
+  interpreter importing torch again cost each cell seconds of CPU. A cell
   whose function runs past ``timeout_s`` (counted from when the worker has started up and
-  begins the cell, so interpreter start-up on a loaded machine does not count) is killed
-  (``status="timeout"``); a cell whose process dies
-  (segfault, OOM killer) is a ``"failed"`` outcome. Children die with the parent
-  (``PR_SET_PDEATHSIG`` on Linux), so ``kill -9`` of the grid leaves no orphans.
+  begins the cell, so start-up on a loaded machine does not count) is killed
+  (``status="timeout"``); a cell whose process dies (segfault, OOM killer) is a ``"failed"``
+  outcome. Workers die with the grid process (a thread watching the parent's sentinel, and
+  ``PR_SET_PDEATHSIG`` on Linux), so ``kill -9`` of the grid leaves no orphans.
 * ``ray``: Ray core tasks (``max_retries=0``) on a local ``ray.init`` or an existing cluster.
 * ``slurm``: submitit ``AutoExecutor`` (Slurm; ``cluster="local"`` runs the same code in local
   subprocesses, which is how it is tested).
@@ -28,6 +30,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -45,6 +48,9 @@ _POLL_S = 0.5  # how often remote executors are polled for finished cells
 _TRACEBACK_CHARS = 4000  # tail of a failed cell's traceback kept in its row
 _STARTUP_LIMIT_S = 300.0  # a local worker must start its cell within this (imports, spawn)
 _STARTED = "started"  # what a local worker sends once its cell function begins
+# Imported once by the local executor's fork server, so that workers start with them loaded
+# (torch.use_deterministic_algorithms, which every cell calls, imports the inductor config).
+PRELOAD = ("tal_bench.pipelines.train", "torch._inductor.config")
 
 
 @dataclass(frozen=True)
@@ -149,21 +155,43 @@ class InlineExecutor:
             yield execute_task(task)
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (no orphans after kill -9)."""
+def _die_with_parent() -> None:
+    """End this worker as soon as the grid process that launched it dies (no orphans after
+    ``kill -9``).
+
+    A thread waits on the parent's sentinel (multiprocessing's pipe that reaches end-of-file
+    when the parent dies); on Linux ``PR_SET_PDEATHSIG`` also asks the kernel to SIGKILL the
+    worker when the process that forked it dies (the grid under ``spawn``, the fork server
+    under ``forkserver``, which exits with the grid once its workers are gone).
+    """
     if sys.platform.startswith("linux"):
         import ctypes
 
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
             libc.prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+    parent = mp.parent_process()
+    if parent is None:
+        return
+    if not parent.is_alive():  # the parent died before this worker began
         os._exit(1)
 
+    def watch() -> None:
+        wait_ready([parent.sentinel])
+        os._exit(1)
 
-def _local_worker(conn: Any, task: Task, parent_pid: int) -> None:
-    """Entry point of a spawned worker: run the task, send the outcome, exit."""
-    _die_with_parent(parent_pid)
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def _local_worker(conn: Any, task: Task, env: dict[str, str]) -> None:
+    """Entry point of a local worker: run the task, send the outcome, exit.
+
+    ``env`` is the grid process's environment at launch: a fork server's children would
+    otherwise see the environment of when the server started.
+    """
+    _die_with_parent()
+    os.environ.clear()
+    os.environ.update(env)
     conn.send(_STARTED)  # the parent starts the timeout clock now, not at process launch
     outcome = worker_task(task)
     try:
@@ -189,14 +217,14 @@ class _Running:
 
 
 class LocalExecutor:
-    """One fresh ``spawn`` process per task, ``jobs`` at a time, with per-task timeouts."""
+    """One fresh process per task, ``jobs`` at a time, with per-task timeouts."""
 
     name = "local"
 
     def __init__(self, jobs: int = 1, timeout_s: float | None = None) -> None:
         self.jobs = _check_jobs(jobs)
         self.timeout_s = _check_timeout(timeout_s)
-        self._ctx = mp.get_context("spawn")
+        self._ctx = _worker_context()
 
     def run(self, tasks: Sequence[Task], on_start: Callable[[str], None]) -> Iterator[Outcome]:
         """Launch up to ``jobs`` workers, yield outcomes as they finish; kill all on exit."""
@@ -225,7 +253,7 @@ class LocalExecutor:
     def _launch(self, task: Task) -> _Running:
         parent_conn, child_conn = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(
-            target=_local_worker, args=(child_conn, task, os.getpid()), name=f"cell-{task.key}"
+            target=_local_worker, args=(child_conn, task, dict(os.environ)), name=f"cell-{task.key}"
         )
         proc.start()
         child_conn.close()  # so that the parent sees EOF if the child dies
@@ -271,6 +299,20 @@ class LocalExecutor:
             r.proc.kill()
         r.proc.join(timeout=10)
         r.conn.close()
+
+
+def _worker_context() -> Any:
+    """``forkserver`` preloading :data:`PRELOAD` on Linux, else ``spawn``.
+
+    The server is a fresh interpreter that only imports modules (it never runs torch ops, so
+    forking it is safe); each worker is forked from it and starts with torch imported. macOS
+    keeps ``spawn``: forking a process that loaded its system frameworks is not safe there.
+    """
+    if not sys.platform.startswith("linux") or "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(list(PRELOAD))
+    return ctx
 
 
 # ------------------------------------------------------------------------------------------

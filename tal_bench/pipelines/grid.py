@@ -35,7 +35,9 @@ from tal_bench.pipelines.executors import (
     check_executor_options,
     make_executor,
 )
+from tal_bench.pipelines.shared import SHARED_DIR
 
+SHARED_KEY = "shared_dir"  # payload key: the run's directory for work its cells share
 # Config paths that change how fast a cell runs but not what it computes: not in run keys.
 VOLATILE_PATHS = ("train.threads", "data.num_workers")
 _NUMBER = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -67,6 +69,7 @@ class Cell:
     params: dict[str, Any]  # the cell's axis values, written as row columns
     payload: dict[str, Any]  # what the cell function receives (model, preset, overrides)
     label: str  # short name for progress bars, e.g. "10% slice 2"
+    cost: float = 1.0  # expected run time relative to the grid's other cells (launch order)
 
 
 def drop_paths(config: dict[str, Any], paths: Iterable[str]) -> dict[str, Any]:
@@ -161,13 +164,14 @@ def build_cells(
 def train_cell(payload: dict[str, Any]) -> dict[str, Any]:
     """The real cell function: resolve the cell's config, train, evaluate; returns the summary.
 
-    Runs in the worker. ``payload`` holds ``model``, ``preset`` and nested ``overrides``.
+    Runs in the worker. ``payload`` holds ``model``, ``preset`` and nested ``overrides``, and
+    ``shared_dir`` when the grid runner gave one (see :func:`run_grid`).
     """
     from tal_bench.pipelines.resolve import resolve_run_config
     from tal_bench.pipelines.train import train_and_evaluate
 
     cfg = resolve_run_config(payload["model"], payload["preset"], payload["overrides"])
-    summary = train_and_evaluate(cfg, progress=False)
+    summary = train_and_evaluate(cfg, progress=False, shared_dir=payload.get(SHARED_KEY))
     summary.setdefault("step_time_ms", step_time_ms(summary, cfg.train.batch_size))
     return summary
 
@@ -257,6 +261,11 @@ def run_grid(
 ) -> GridResult:
     """Run the cells without an ``"ok"`` row in ``run`` and append one row per finished cell.
 
+    Cells start in decreasing ``cost`` and rows are appended as they finish (``grid_rows``
+    gives them back in grid order). Every cell's payload also gets ``shared_dir``:
+    ``<run>/shared``, where the cells leave the work they all repeat (``train_cell``: the test
+    items and pooled features).
+
     Args:
         run: an open ``tal_bench.records.Run`` (created or resumed).
         cells: the grid; run keys must be distinct.
@@ -274,12 +283,15 @@ def run_grid(
     if len(by_key) != len(cells):
         raise TalBenchError("two cells of the grid have the same run key; list each value once")
     done = {r.get("run_key") for r in run.rows() if _is_ok_cell(r)}
-    todo = [c for c in cells if c.key not in done]
+    # Longest first (stable: equal costs keep grid order), so that the last cells to finish
+    # are short ones and the workers run out of work together.
+    todo = sorted((c for c in cells if c.key not in done), key=lambda c: -c.cost)
     counts = {"cells": len(cells), "ok": 0, "failed": 0, "timeout": 0}
     counts["skipped"] = len(cells) - len(todo)
     reporter.grid_started(cells, todo)
     t0 = time.perf_counter()
-    tasks = [Task(c.key, cell_fn, c.payload, threads) for c in todo]
+    shared = {SHARED_KEY: str(run.path / SHARED_DIR)}  # work the cells share (pipelines/shared.py)
+    tasks = [Task(c.key, cell_fn, {**c.payload, **shared}, threads) for c in todo]
     try:
         for outcome in executor.run(tasks, lambda key: reporter.cell_started(by_key[key])):
             cell = by_key[outcome.key]

@@ -161,6 +161,11 @@ def build_model(opts: ProfileOptions, cfg: RunConfig) -> nn.Module:
     """The detector with seeded random weights, on the device, in eval mode."""
     from tal_bench.models import create_model
 
+    if getattr(getattr(cfg.model, "encoder", None), "kind", "none") != "none":
+        raise TalBenchError(
+            "talbench profile measures detectors on feature inputs; set model.encoder.kind=none "
+            "(the encoder's end-to-end step is measured by experiments/bench_egs.py)"
+        )
     torch.manual_seed(opts.seed)
     model = create_model(cfg.model_name, cfg.model, opts.input_dim, NUM_CLASSES)
     return model.to(opts.device).eval()

@@ -2,7 +2,8 @@
 of the study and of ETAD, plus one self-contained HTML page and a Markdown page.
 
 Runs are recognised by their contents, not their names: grid cells (``kind == "cell"``) without
-``dps_ratio`` are data-scaling cells, with it sampling-ratio cells; rows with a ``length`` are
+``dps_ratio`` / ``egs_ratio`` are data-scaling cells, with one of them sampling-ratio cells (DPS
+or EGS); rows with a ``length`` are
 inference profiles; ``train_epoch``/``train`` rows come from ``talbench profile --mode train``,
 ``result`` rows from ``talbench train``; a ``fits.json`` comes from ``talbench fit``; sampler
 timelines are found next to the rows (see :mod:`tal_bench.plots.runs`).
@@ -108,14 +109,21 @@ def _is_cell(rows: pd.DataFrame) -> pd.Series:
 
 
 def _scaling_mask(rows: pd.DataFrame) -> pd.Series:
-    no_ratio = rows["dps_ratio"].isna() if "dps_ratio" in rows.columns else True
-    return _is_cell(rows) & no_ratio
+    mask = _is_cell(rows)
+    for col in ("dps_ratio", "egs_ratio"):
+        if col in rows.columns:
+            mask &= rows[col].isna()
+    return mask
 
 
-def _ratio_mask(rows: pd.DataFrame) -> pd.Series:
-    if "dps_ratio" not in rows.columns:
+def _ratio_mask(rows: pd.DataFrame, kind: str = "dps") -> pd.Series:
+    if f"{kind}_ratio" not in rows.columns:
         return pd.Series(False, rows.index)
-    return _is_cell(rows) & rows["dps_ratio"].notna()
+    return _is_cell(rows) & rows[f"{kind}_ratio"].notna()
+
+
+def _egs_mask(rows: pd.DataFrame) -> pd.Series:
+    return _ratio_mask(rows, "egs")
 
 
 def _profile_mask(rows: pd.DataFrame) -> pd.Series:
@@ -313,6 +321,36 @@ def _ratio_section(rep: _Report, runs: list[RunData]) -> None:
     rep.sections.append(sec)
 
 
+def _egs_section(rep: _Report, runs: list[RunData]) -> None:
+    rows, used = _rows_of(runs, _egs_mask)
+    if rows.empty:
+        return
+    sec = Section("EGS sampling ratio (end-to-end training)")
+    table = figures.sampling_ratio_table(rows, "egs")
+    sec.figures.append(rep.figure(figures.plot_sampling_ratios(table, _footer(used), "egs")))
+    kinds = sorted(set(rows.get("step_mem_kind", pd.Series(dtype=str)).dropna()))
+    sec.notes.append(
+        "Mean over ok cells at each encoder-gradient ratio; error bars: ± one sample std. Ratio "
+        "0 is the frozen encoder (the pre-extracted-features baseline); ratios 0 and 1 do not "
+        "depend on the strategy, so they are trained once (first strategy) and each strategy "
+        "shows those cells."
+    )
+    if figures.time_column(table, "egs") == "train_cpu_s":
+        sec.notes.append(
+            "Training time: CPU time of the training process (one torch thread per cell), which "
+            "other jobs on a shared machine do not inflate as they do the wall time in the table."
+        )
+    if figures.memory_column(table, "egs") == "step_mem_mib":
+        sec.notes.append(
+            f"Memory: the peak of one training step ({', '.join(kinds)}): on CUDA "
+            "torch.cuda.max_memory_allocated, on the CPU the bytes of the tensors the step "
+            "creates (activations, saved tensors, gradients, optimizer state), without the "
+            "process's baseline (profiling.memory.TensorPeak)."
+        )
+    sec.tables.append(rep.table(tables.strategy_table(table, "egs")))
+    rep.sections.append(sec)
+
+
 def _failure_section(rep: _Report, runs: list[RunData]) -> int:
     frames = [run.rows for run in runs if not run.rows.empty]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_dir"])
@@ -387,6 +425,7 @@ def build_report(
     _compute_section(rep, runs)
     _timeline_section(rep, runs)
     _ratio_section(rep, runs)
+    _egs_section(rep, runs)
     failures = _failure_section(rep, runs)
     _runs_section(rep, runs)
     return _write_pages(rep, runs, failures)

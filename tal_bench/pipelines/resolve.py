@@ -83,13 +83,22 @@ def _check_sections(table: dict[str, Any], where: str) -> None:
 
 
 def preset_table(model: str, preset: str) -> dict[str, Any]:
-    """The diff table of ``preset`` for ``model``; unknown presets list the available ones."""
+    """The diff table of ``preset`` for ``model``; unknown presets list the available ones.
+
+    A preset with ``extends = "<other preset>"`` starts from that preset's table (its own keys
+    win), so a variant holds only what differs from its base.
+    """
     presets = load_presets(model)
     if preset not in presets:
         known = ", ".join(sorted(presets)) or "none (the model ships no presets file)"
         raise TalBenchError(f"unknown preset {preset!r} for model {model!r}; available: {known}")
-    table = presets[preset]
+    table = dict(presets[preset])
+    base = table.pop("extends", None)
     _check_sections(table, f"preset {model}.{preset}: ")
+    if base is not None:
+        if base == preset or presets.get(base, {}).get("extends") is not None:
+            raise TalBenchError(f"preset {model}.{preset}: extends must name a base preset")
+        table = merge(preset_table(model, base), table)
     return table
 
 

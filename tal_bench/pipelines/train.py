@@ -29,6 +29,7 @@ from tal_bench.errors import TalBenchError
 from tal_bench.evaluation import evaluate_detections, tiou_preset, write_predictions_json
 from tal_bench.models import create_model
 from tal_bench.pipelines.resolve import apply_protocol
+from tal_bench.pipelines.shared import EvalInputs, shared_eval_inputs
 from tal_bench.postprocess import FusionContext, ItemPart, item_part, postprocess_videos
 from tal_bench.records import create_run
 from tal_bench.train import FitResult, fit, save_checkpoint, seed_everything
@@ -55,6 +56,9 @@ def predict_videos(
 ) -> dict[str, list[ItemPart]]:
     """Run ``model.predict`` over ``items``; every item's detections in seconds of its video.
 
+    A detector with ``predict_batches(batches)`` (ETAD) gets the whole pass at once, so that it
+    can reuse work between batches; its detections are those of ``predict`` batch by batch.
+
     Returns:
         ``{video_id: [one ItemPart per item, in item order]}`` (``postprocess.item_part``).
     """
@@ -67,9 +71,11 @@ def predict_videos(
     )
     out: dict[str, list[ItemPart]] = {}
     model.eval()
+    whole_pass = getattr(model, "predict_batches", None)
     with torch.no_grad():
-        for batch in loader:
-            for item, det in zip(batch, model.predict(batch), strict=True):
+        pairs = whole_pass(loader) if whole_pass else ((b, model.predict(b)) for b in loader)
+        for batch, dets in pairs:
+            for item, det in zip(batch, dets, strict=True):
                 out.setdefault(item["video_id"], []).append(item_part(item, det))
     return out
 
@@ -128,12 +134,21 @@ def classifier_videos(cfg: RunConfig, ds: TalDataset, draw_ids: list[str]) -> li
 
 
 def _evaluate(
-    cfg: RunConfig, ds: TalDataset, model: nn.Module, draw_ids: list[str], test_subset: str
+    cfg: RunConfig,
+    ds: TalDataset,
+    model: nn.Module,
+    draw_ids: list[str],
+    test_subset: str,
+    shared: EvalInputs | None,
 ) -> tuple[Detections, str, Any, int]:
-    test_ids = ds.video_ids(test_subset)
-    items = build_items(ds, cfg.data, test_subset, test_ids, train=False)
+    test_ids = ds.video_ids(test_subset) if shared is None else shared.video_ids
+    if shared is not None and shared.items is not None:
+        items = shared.items  # the grid's copy of the same items (pipelines/shared.py)
+    else:
+        items = build_items(ds, cfg.data, test_subset, test_ids, train=False)
     per_video = predict_videos(model, items, cfg.train.batch_size, cfg.data.num_workers)
-    ctx = FusionContext(ds, classifier_videos(cfg, ds, draw_ids), test_ids, cfg.train.seed)
+    pooled = None if shared is None else shared.pooled
+    ctx = FusionContext(ds, classifier_videos(cfg, ds, draw_ids), test_ids, cfg.train.seed, pooled)
     dets, used = postprocess_videos(per_video, cfg.eval, ctx)
     result = evaluate_detections(
         ds.annotations, test_subset, dets, tiou_preset(cfg.eval.tiou), dedup=cfg.eval.dedup
@@ -141,7 +156,12 @@ def _evaluate(
     return dets, used, result, len(test_ids)
 
 
-def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> TrainOutcome:
+def execute(
+    cfg: RunConfig,
+    progress: bool = True,
+    on_epoch: Any = None,
+    shared_dir: str | Path | None = None,
+) -> TrainOutcome:
     """Train and evaluate; return the summary together with the model and detections.
 
     ``peak_mem_mib`` is the peak over training (CUDA: max allocated; CPU: the process's peak
@@ -151,12 +171,18 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
         cfg: the run config (``resolve_run_config``; "auto" values are resolved here too).
         progress: show progress bars on stderr.
         on_epoch: called with each epoch's log dict as soon as that epoch ends.
+        shared_dir: a grid's directory for the test items and pooled features its cells share
+            (``pipelines/shared.py``); the results are the same with or without it.
     """
     cfg = apply_protocol(cfg)
     _check(cfg)
     seed = cfg.train.seed
     generator, flags = seed_everything(seed, cfg.train.deterministic, cfg.train.device)
     ds = open_dataset(cfg.data)
+    if getattr(ds, "provides", "features") == "frames":
+        from tal_bench.pipelines.checks import check_frames_model
+
+        check_frames_model(cfg)
     train_subset = ds.resolve_subset(cfg.data.train_subset)
     test_subset = ds.resolve_subset(cfg.data.test_subset)
     draw = sample_fraction(ds.annotations, train_subset, cfg.data.fraction, cfg.data.slice, seed,
@@ -167,7 +193,10 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
     budget = _full_data_iters(ds, cfg, train_subset) if cfg.train.budget == "steps" else None
     input_dim, num_classes = ds.feature_meta.input_dim, len(ds.classes)
     torch.manual_seed(seed)  # the weight init does not depend on what the data layer drew
-    model = create_model(cfg.model_name, cfg.model, input_dim, num_classes).to(cfg.train.device)
+    model = create_model(cfg.model_name, cfg.model, input_dim, num_classes)
+    if hasattr(model, "prepare"):  # e.g. load a video encoder's pretrained weights
+        model.prepare(ds, train_subset)
+    model = model.to(cfg.train.device)
     fitted = fit(
         model,
         train_items,
@@ -180,7 +209,10 @@ def execute(cfg: RunConfig, progress: bool = True, on_epoch: Any = None) -> Trai
         budget_iters_per_epoch=budget,
     )
     start = time.perf_counter()
-    dets, used, result, num_test = _evaluate(cfg, ds, fitted.model, draw_ids, test_subset)
+    shared = None
+    if shared_dir is not None:
+        shared = shared_eval_inputs(ds, cfg, train_subset, test_subset, shared_dir)
+    dets, used, result, num_test = _evaluate(cfg, ds, fitted.model, draw_ids, test_subset, shared)
     summary = {
         "model": cfg.model_name,
         "preset": cfg.preset,
@@ -217,11 +249,15 @@ def _full_data_iters(ds: TalDataset, cfg: RunConfig, train_subset: str) -> int:
 
 def _fit_columns(fitted: FitResult) -> dict[str, Any]:
     """Training time, peak memory (during training) and the last epoch's loss."""
+    probe = {}
+    if fitted.step_mem_kind is not None:  # train.mem_probe
+        probe = {"step_mem_mib": fitted.step_mem_mib, "step_mem_kind": fitted.step_mem_kind}
     return {
         "train_time_s": fitted.train_time_s,
         "train_cpu_s": fitted.train_cpu_s,
         "peak_mem_mib": fitted.peak_mem_mib,
         "peak_mem_kind": fitted.peak_mem_kind,
+        **probe,
         "final_loss": fitted.epochs[-1]["loss"] if fitted.epochs else math.nan,
     }
 
@@ -238,12 +274,15 @@ def _map_columns(result: Any) -> dict[str, Any]:
     }
 
 
-def train_and_evaluate(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
+def train_and_evaluate(
+    cfg: RunConfig, progress: bool = True, shared_dir: str | Path | None = None
+) -> dict[str, Any]:
     """Train ``cfg.model_name`` on one fraction draw and evaluate on the full test subset.
 
     Args:
         cfg: the resolved run config (``resolve_run_config``).
         progress: show progress bars on stderr.
+        shared_dir: see :func:`execute` (grids pass their run's shared directory).
 
     Returns:
         The flat summary (keys in docs/ARCHITECTURE.md; mAP in points 0-100). Writes no files.
@@ -252,7 +291,7 @@ def train_and_evaluate(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
         >>> cfg = resolve_run_config("dummy", "cpu", ["data.dataset=synthetic-tiny"])
         >>> train_and_evaluate(cfg, progress=False)["average_mAP"]  # doctest: +SKIP
     """
-    return execute(cfg, progress).summary
+    return execute(cfg, progress, shared_dir=shared_dir).summary
 
 
 # ---------------------------------------------------------------------- the run record

@@ -1,5 +1,5 @@
 """Data-efficiency figures: learning curves (the study's Fig. 2), fitted curves and
-extrapolations (Fig. 3), and ETAD's sampling-ratio sweep (ETAD Fig. 4).
+extrapolations (Fig. 3), and ETAD's sampling-ratio sweeps (ETAD Fig. 4 for DPS, Fig. 5 for EGS).
 
 Every public ``*_table`` function turns record rows into the exact numbers a figure draws, and
 every ``plot_*`` function returns a :class:`~tal_bench.plots.style.Plot` whose ``data`` is that
@@ -113,50 +113,61 @@ def plot_learning_curves(curves: pd.DataFrame, metric: str, footer: str) -> Plot
     return Plot("learning_curves", "Learning curves: mAP against training data", fig, curves)
 
 
-def _share_full_ratio(cells: pd.DataFrame) -> pd.DataFrame:
-    """Give every strategy without a ratio-1.0 cell the model's ratio-1.0 cells.
+def _shared_ratios(ratios: pd.Series, kind: str) -> pd.Series:
+    """Ratios where every strategy trains the same: 1 (nothing left out), and EGS 0 (nothing
+    gets gradients). ``talbench sampling-ratio`` trains them once, under the first strategy."""
+    ratios = ratios.astype(float)
+    return (ratios >= 1.0) | ((ratios <= 0.0) if kind == "egs" else False)
 
-    At ratio 1 no proposal is sampled, so the strategies coincide and ``talbench
-    sampling-ratio`` trains that point once (under the first strategy).
-    """
-    full = cells[cells["dps_ratio"].astype(float) >= 1.0]
+
+def _share_full_ratio(cells: pd.DataFrame, kind: str = "dps") -> pd.DataFrame:
+    """Give every strategy without a cell at a strategy-free ratio the model's cells there."""
+    ratio, strategy = f"{kind}_ratio", f"{kind}_strategy"
+    shared = cells[_shared_ratios(cells[ratio], kind)]
     extra = []
-    for model, grp in cells.groupby("model", sort=False):
-        src = full[full["model"] == model]
-        if src.empty:
-            continue
-        have = set(src["dps_strategy"])
-        src = src[src["dps_strategy"] == src["dps_strategy"].iloc[0]]
-        for strategy in grp["dps_strategy"].unique():
-            if strategy not in have:
-                extra.append(src.assign(dps_strategy=strategy))
+    for (model, _), src in shared.groupby(["model", ratio], sort=False):
+        have = set(src[strategy])
+        src = src[src[strategy] == src[strategy].iloc[0]]
+        for s in cells.loc[cells["model"] == model, strategy].unique():
+            if s not in have:
+                extra.append(src.assign(**{strategy: s}))
     return pd.concat([cells, *extra], ignore_index=True) if extra else cells
 
 
-def sampling_ratio_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per model, DPS strategy and ratio: mean/std of mAP, train time, memory and step time.
+RATIO_VALUES = {
+    "dps": ["map_avg_pct", "map_pct_at_0.50", "train_time_s", "peak_mem_mib", "step_time_ms"],
+    "egs": ["map_avg_pct", "map_pct_at_0.50", "train_time_s", "train_cpu_s", "peak_mem_mib",
+            "step_mem_mib", "step_time_ms"],
+}  # fmt: skip
+
+
+def sampling_ratio_table(rows: pd.DataFrame, kind: str = "dps") -> pd.DataFrame:
+    """Per model, strategy and ratio of a sampling study: mean/std of mAP, time and memory.
 
     Args:
-        rows: sampling-ratio grid rows (``dps_ratio``, ``dps_strategy`` and the usual cell
-            columns); optional columns missing from the records come out as NaN.
+        rows: sampling-ratio grid rows (``<kind>_ratio``, ``<kind>_strategy`` and the usual
+            cell columns); optional columns missing from the records come out as NaN.
+        kind: ``dps`` (detector proposal sampling) or ``egs`` (encoder gradient sampling).
 
     Returns:
-        Columns ``model, dps_strategy, dps_ratio, n_rows`` and ``<col>_mean``/``<col>_std`` for
-        ``map_avg_pct``, ``map_pct_at_0.50``, ``train_time_s``, ``peak_mem_mib``, ``step_time_ms``.
+        Columns ``model, <kind>_strategy, <kind>_ratio, n_rows`` and ``<col>_mean``/``<col>_std``
+        for ``RATIO_VALUES[kind]`` (mAP, mAP@0.50, train time, peak memory, step time; EGS also
+        ``step_mem_mib``). Strategy-free ratios (1; EGS 0) appear under every strategy.
     """
-    values = ["map_avg_pct", "map_pct_at_0.50", "train_time_s", "peak_mem_mib", "step_time_ms"]
-    keys = ["model", "dps_strategy", "dps_ratio"]
+    values = RATIO_VALUES[kind]
+    keys = ["model", f"{kind}_strategy", f"{kind}_ratio"]
     cols = [*keys, "n_rows"] + [f"{v}_{s}" for v in values for s in ("mean", "std")]
     cells = ok_rows(rows, kind="cell")
-    if cells.empty or "dps_ratio" not in cells.columns:
+    if cells.empty or keys[2] not in cells.columns:
         return pd.DataFrame(columns=cols)
-    cells = cells.assign(dps_strategy=cells.get("dps_strategy", "random")).copy()
-    cells["dps_strategy"] = cells["dps_strategy"].fillna("random")
-    cells = _share_full_ratio(cells)
+    cells = cells[cells[keys[2]].notna()]
+    cells = cells.assign(**{keys[1]: cells.get(keys[1], "random")}).copy()
+    cells[keys[1]] = cells[keys[1]].fillna("random")
+    cells = _share_full_ratio(cells, kind)
     records = []
     for key, grp in cells.groupby(keys, sort=True):
         rec: dict[str, Any] = dict(zip(keys, key, strict=True))
-        rec["dps_ratio"] = float(rec["dps_ratio"])
+        rec[keys[2]] = float(rec[keys[2]])
         rec["n_rows"] = len(grp)
         for v in values:
             col = grp[v].dropna().astype(float) if v in grp.columns else pd.Series(dtype=float)
@@ -166,54 +177,86 @@ def sampling_ratio_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=cols)
 
 
+def _recorded(table: pd.DataFrame, col: str) -> bool:
+    return bool(table.get(f"{col}_mean", pd.Series(dtype=float)).notna().any())
+
+
+def memory_column(table: pd.DataFrame, kind: str) -> str:
+    """The memory a sampling figure draws: EGS's per-step peak (``step_mem_mib``: CUDA max
+    allocated, or the CPU tensor peak) when recorded, else the run's ``peak_mem_mib``."""
+    return "step_mem_mib" if kind == "egs" and _recorded(table, "step_mem_mib") else "peak_mem_mib"
+
+
+def time_column(table: pd.DataFrame, kind: str) -> str:
+    """The training time a sampling figure draws: for EGS the process CPU time (``train_cpu_s``)
+    when recorded, which a machine shared with other jobs does not inflate as it does wall time
+    (cells run one torch thread each); else the wall time ``train_time_s``."""
+    return "train_cpu_s" if kind == "egs" and _recorded(table, "train_cpu_s") else "train_time_s"
+
+
 _RATIO_PANELS = (
     ("map_avg_pct", "average mAP (%)"),
     ("train_time_s", "training time (s)"),
     ("peak_mem_mib", "peak memory (MiB)"),
 )
+_AXIS_LABELS = {
+    "dps": "DPS sampling ratio (fraction of proposals)",
+    "egs": "EGS ratio (fraction of snippets)",
+}
 
 
-def plot_sampling_ratios(table: pd.DataFrame, footer: str) -> Plot:
-    """mAP, training time and peak memory against the DPS ratio, one line per strategy.
+def plot_sampling_ratios(table: pd.DataFrame, footer: str, kind: str = "dps") -> Plot:
+    """mAP, training time and memory against the sampling ratio, one line per strategy.
+
+    DPS ratios are drawn on a log axis (ETAD Fig. 4); EGS ratios, which start at 0, at evenly
+    spaced positions labelled with the ratio (as ETAD Fig. 5).
 
     Args:
-        table: the output of :func:`sampling_ratio_table`.
+        table: the output of :func:`sampling_ratio_table` for ``kind``.
         footer: machine footer text.
+        kind: ``dps`` or ``egs``.
 
     Returns:
         The figure and ``table`` as its data.
     """
+    ratio, strategy = f"{kind}_ratio", f"{kind}_strategy"
+    panels = list(_RATIO_PANELS)
+    if memory_column(table, kind) == "step_mem_mib":
+        panels[2] = ("step_mem_mib", "peak memory of one training step (MiB)")
+    if time_column(table, kind) == "train_cpu_s":
+        panels[1] = ("train_cpu_s", "training CPU time (s)")
+    ticks = sorted(table[ratio].astype(float).unique())
+    where = {r: i for i, r in enumerate(ticks)}
     with figure_context():
         fig = new_figure(10.5, 3.6)
-        axes = fig.subplots(1, len(_RATIO_PANELS))
-        groups = list(table.groupby(["model", "dps_strategy"], sort=True))
+        axes = fig.subplots(1, len(panels))
+        groups = list(table.groupby(["model", strategy], sort=True))
         many_models = table["model"].nunique() > 1
-        for ax, (col, label) in zip(axes, _RATIO_PANELS, strict=True):
-            for i, ((model, strategy), grp) in enumerate(groups):
-                name = f"{model} {strategy}" if many_models else str(strategy)
-                x = grp["dps_ratio"].to_numpy(float)
+        for ax, (col, label) in zip(axes, panels, strict=True):
+            for i, ((model, strat), grp) in enumerate(groups):
+                name = f"{model} {strat}" if many_models else str(strat)
+                x = grp[ratio].to_numpy(float)
                 y = grp[f"{col}_mean"].to_numpy(float)
                 if np.isnan(y).all():
                     continue
-                ax.errorbar(
-                    x,
-                    y,
-                    yerr=grp[f"{col}_std"].to_numpy(float),
-                    fmt="o-",
-                    color=f"C{i % 8}",
-                    capsize=2.5,
-                    label=name,
-                )
-            ax.set_xscale("log")
-            ax.set_xlabel("DPS sampling ratio (fraction of proposals)")
+                if kind == "egs":
+                    x = np.array([where[v] for v in x], dtype=float)
+                ax.errorbar(x, y, yerr=grp[f"{col}_std"].to_numpy(float), fmt="o-",
+                            color=f"C{i % 8}", capsize=2.5, label=name)  # fmt: skip
+            if kind == "egs":
+                ax.set_xticks(range(len(ticks)), [f"{100 * r:g} %" for r in ticks])
+            else:
+                ax.set_xscale("log")
+            ax.set_xlabel(_AXIS_LABELS[kind])
             ax.set_ylabel(label)
-        axes[0].set_title("mAP")
-        axes[1].set_title("training time")
-        axes[2].set_title("peak memory")
+        for ax, title in zip(axes, ("mAP", "training time", "peak memory"), strict=True):
+            ax.set_title(title)
         if groups:
             axes[0].legend(title="strategy", loc="best")
         add_footer(fig, footer)
-    return Plot("sampling_ratios", "DPS sampling ratio: mAP, time and memory", fig, table)
+    name = "sampling_ratios" if kind == "dps" else "egs_ratios"
+    title = f"{kind.upper()} sampling ratio: mAP, time and memory"
+    return Plot(name, title, fig, table)
 
 
 # ----------------------------------------------------------------------------- fits (Fig. 3)

@@ -1,5 +1,5 @@
 """Report tables from record rows: training time and mAP per model (the study's Table 2), fit
-parameters and errors, the profile summary, ETAD's sampling-strategy table (ETAD Table 5) and
+parameters and errors, the profile summary, ETAD's sampling-strategy tables (ETAD Table 5) and
 the list of failed cells; plus plain Markdown/HTML renderers.
 
 Each builder returns a :class:`Table` whose ``data`` keeps full-precision numbers (what tests
@@ -87,8 +87,9 @@ def study_table(rows: pd.DataFrame) -> Table:
         else ok.assign(kind="result")
     )
     ok = ok[ok["kind"].isin(list(_SOURCES))]
-    if "dps_ratio" in ok.columns:
-        ok = ok[ok["dps_ratio"].isna()]
+    for col in ("dps_ratio", "egs_ratio"):
+        if col in ok.columns:
+            ok = ok[ok[col].isna()]
     if "fraction_pct" not in ok.columns:
         ok = ok.assign(fraction_pct=100.0)
     ok = ok.assign(fraction_pct=pd.to_numeric(ok["fraction_pct"], errors="coerce").fillna(100.0))
@@ -133,27 +134,33 @@ def _ms(data: pd.DataFrame, col: str, decimals: int = 2) -> list[str]:
     ]
 
 
-def strategy_table(ratio_table: pd.DataFrame) -> Table:
-    """ETAD Table 5: mAP, time and memory per DPS strategy and sampling ratio.
+def strategy_table(ratio_table: pd.DataFrame, kind: str = "dps") -> Table:
+    """ETAD Table 5 (the DPS or the EGS column): mAP, time and memory per sampling strategy and
+    ratio.
 
     Args:
-        ratio_table: :func:`tal_bench.plots.figures.sampling_ratio_table` output.
+        ratio_table: :func:`tal_bench.plots.figures.sampling_ratio_table` output for ``kind``.
+        kind: ``dps`` or ``egs``.
     """
     data = ratio_table.reset_index(drop=True)
-    display = pd.DataFrame(
-        {
-            "model": data["model"],
-            "strategy": data["dps_strategy"],
-            "ratio": data["dps_ratio"].map(lambda v: fmt_num(v, 3)),
-            "runs": data["n_rows"].astype(str),
-            "mAP@0.50 (%)": _ms(data, "map_pct_at_0.50"),
-            "avg mAP (%)": _ms(data, "map_avg_pct"),
-            "training time (s)": _ms(data, "train_time_s", 1),
-            "step time (ms)": _ms(data, "step_time_ms", 1),
-            "peak memory (MiB)": _ms(data, "peak_mem_mib", 0),
-        }
-    )
-    return Table("strategy_table", "DPS sampling strategies and ratios", data, display)
+    columns = {
+        "model": data["model"],
+        "strategy": data[f"{kind}_strategy"],
+        "ratio": data[f"{kind}_ratio"].map(lambda v: fmt_num(v, 3)),
+        "runs": data["n_rows"].astype(str),
+        "mAP@0.50 (%)": _ms(data, "map_pct_at_0.50"),
+        "avg mAP (%)": _ms(data, "map_avg_pct"),
+        "training time (s)": _ms(data, "train_time_s", 1),
+        "step time (ms)": _ms(data, "step_time_ms", 1),
+        "peak memory (MiB)": _ms(data, "peak_mem_mib", 0),
+    }
+    if kind == "egs":
+        columns["training CPU time (s)"] = _ms(data, "train_cpu_s", 1)
+        columns["step peak memory (MiB)"] = _ms(data, "step_mem_mib", 1)
+        name, title = "egs_strategy_table", "EGS sampling strategies and ratios"
+    else:
+        name, title = "strategy_table", "DPS sampling strategies and ratios"
+    return Table(name, title, data, pd.DataFrame(columns))
 
 
 _PROFILE_COLS = (
@@ -249,7 +256,7 @@ def train_profile_table(rows: pd.DataFrame) -> Table:
 
 
 _FAILURE_KEYS = ("kind", "model", "fraction_pct", "slice", "seed", "dps_strategy", "dps_ratio",
-                 "length", "device")  # fmt: skip
+                 "egs_strategy", "egs_ratio", "length", "device")  # fmt: skip
 
 
 def failures_table(rows: pd.DataFrame, root: Path | None = None) -> Table:

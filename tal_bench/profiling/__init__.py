@@ -15,7 +15,13 @@ from tal_bench.profiling.counters import (
     count_macs_primary,
     count_params,
 )
-from tal_bench.profiling.memory import MemoryPeaks, PeakMemory, current_rss_mib, reset_peak_rss
+from tal_bench.profiling.memory import (
+    MemoryPeaks,
+    PeakMemory,
+    TensorPeak,
+    current_rss_mib,
+    reset_peak_rss,
+)
 from tal_bench.profiling.nvml import Nvml
 from tal_bench.profiling.roofline import GemmPeak, measure_gemm_peak, roofline_fraction
 from tal_bench.profiling.samplers import UtilizationSampler
@@ -27,6 +33,7 @@ __all__ = [
     "GemmPeak",
     "MacCount",
     "MemoryPeaks",
+    "TensorPeak",
     "MethodAsModule",
     "Nvml",
     "PeakMemory",

@@ -5,11 +5,16 @@ per-iteration schedule from ``TrainConfig``, then runs ``train_one_epoch`` ``epo
 (or, with a fixed step budget, until ``epochs`` full-data epochs' worth of steps are done):
 ``model.training_step(items)["loss"]`` -> backward -> optional gradient clipping -> step ->
 schedule step -> optional EMA update. It measures wall time and peak memory and returns one
-dict per epoch (mean of every logged loss, LR, time).
+dict per epoch (mean of every logged loss, LR, time). Models with ``optimizer_groups()`` get one
+optimizer group each (end-to-end models name their video encoder's ``encoder``: it starts from
+``train.encoder_lr`` and its gradient norm is clipped apart). ``train.mem_probe`` adds the
+tensor peak of one training step on the CPU (``probe_step_memory``), the counterpart of CUDA's
+max allocated.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -48,10 +53,14 @@ class FitResult:
     model: nn.Module  # the EMA copy when cfg.ema, else the trained model
     epochs: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
     train_time_s: float = 0.0
-    train_cpu_s: float = 0.0  # CPU time of the process (all threads) over the same span
+    train_cpu_s: float = 0.0  # CPU time of this process over the same span (all its threads)
     peak_mem_mib: float = 0.0  # CUDA: max allocated; CPU: peak RSS (VmHWM) of the process
     peak_mem_kind: str = ""  # "cuda_max_allocated" | "cpu_vmhwm" | "cpu_ru_maxrss"
     iters_per_epoch: int = 0
+    # cfg.mem_probe: CUDA max allocated over the training, or on CPU the tensor peak of one
+    # training step (probe_step_memory); None without the probe
+    step_mem_mib: float | None = None
+    step_mem_kind: str | None = None  # "cuda_max_allocated" | "cpu_tensor_peak"
 
 
 # ---------------------------------------------------------------------- peak memory
@@ -84,6 +93,59 @@ def peak_memory_mib(kind: str) -> float:
 
 
 # ---------------------------------------------------------------------- the loop
+
+
+def probe_step_memory(
+    model: nn.Module,
+    train_set: torch.utils.data.Dataset,
+    cfg: TrainConfig,
+    collate_fn: Callable[[list], Any],
+) -> float:
+    """Tensor peak (MiB) of one training step, measured on a copy before training starts.
+
+    The step (forward, loss, backward, clipping, optimizer step, with the optimizer's state
+    created) runs on a deep copy of ``model`` with a fresh optimizer over the first
+    ``batch_size`` items in index order, under ``profiling.memory.TensorPeak``, with torch's
+    global RNG forked: the real training is left exactly as it would be without the probe, and
+    its time is not in ``train_time_s``. What existed before (weights, data) is not counted.
+    """
+    from tal_bench.profiling.memory import TensorPeak  # profiling sits beside the trainer
+
+    items = collate_fn([train_set[i] for i in range(min(cfg.batch_size, len(train_set)))])
+    clone = copy.deepcopy(model).train()
+    optimizer = make_optimizer(_params(clone), cfg)
+    with torch.random.fork_rng(devices=[]), TensorPeak() as peak:
+        loss = clone.training_step(items)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_gradients(optimizer, cfg.clip_grad_norm)
+        optimizer.step()
+        del loss
+    return peak.peak_mib
+
+
+def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float | None) -> None:
+    """Clip the gradient norm to ``max_norm`` (None: no clipping): of all parameters together,
+    except an ``encoder`` group (``optim.param_groups``), which is clipped on its own.
+
+    An end-to-end model's encoder gradient (summed over every sampled snippet) would otherwise
+    dominate the joint norm and shrink the detector's steps, which the released ETAD code,
+    training without clipping, never does.
+    """
+    if max_norm is None:
+        return
+    encoder = [g for g in optimizer.param_groups if g.get("name") == "encoder"]
+    rest = [p for g in optimizer.param_groups if g.get("name") != "encoder" for p in g["params"]]
+    for params in ([p for g in encoder for p in g["params"]], rest):
+        if params:
+            nn.utils.clip_grad_norm_(params, max_norm)
+
+
+def _params(model: nn.Module) -> Any:
+    """The model's ``optimizer_groups()`` when it has them (LR multipliers, an encoder group),
+    else all its parameters."""
+    groups = getattr(model, "optimizer_groups", None)
+    return groups() if callable(groups) else model.parameters()
 
 
 def make_loader(
@@ -148,8 +210,7 @@ def train_one_epoch(
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.clip_grad_norm is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+        clip_gradients(optimizer, cfg.clip_grad_norm)
         optimizer.step()
         scheduler.step()
         if ema is not None:
@@ -201,13 +262,15 @@ def fit(
     schedule_epoch = budget_iters_per_epoch or iters_per_epoch
     total_iters = cfg.epochs * schedule_epoch
     passes = math.ceil(total_iters / iters_per_epoch)
-    groups = getattr(model, "optimizer_groups", None)  # per-group LR / decay multipliers
-    optimizer = make_optimizer(groups() if groups is not None else model.parameters(), cfg)
+    optimizer = make_optimizer(_params(model), cfg)
     scheduler = make_scheduler(optimizer, cfg, schedule_epoch)
     ema = ModelEma(model, cfg.ema_decay) if cfg.ema else None
     result = FitResult(model=model, iters_per_epoch=iters_per_epoch)
+    if cfg.mem_probe and not cfg.device.startswith("cuda"):
+        result.step_mem_mib = probe_step_memory(model, train_set, cfg, collate_fn)
+        result.step_mem_kind = "cpu_tensor_peak"
     result.peak_mem_kind = reset_peak_memory(cfg.device)
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start, start_cpu = time.perf_counter(), time.process_time()
     with _progress(progress) as bar:
         task = bar.add_task("train", total=total_iters, loss=math.nan)
 
@@ -230,8 +293,10 @@ def fit(
                 on_epoch(row)
     _sync(cfg.device)
     result.train_time_s = time.perf_counter() - start
-    result.train_cpu_s = time.process_time() - cpu_start
+    result.train_cpu_s = time.process_time() - start_cpu
     result.peak_mem_mib = peak_memory_mib(result.peak_mem_kind)
+    if cfg.mem_probe and cfg.device.startswith("cuda"):
+        result.step_mem_mib, result.step_mem_kind = result.peak_mem_mib, result.peak_mem_kind
     if ema is not None:
         result.model = ema.module
     return result

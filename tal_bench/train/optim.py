@@ -10,7 +10,9 @@ implements ETAD's MultiStep [5] the same way, with milestones x iterations per e
   x iters_per_epoch and m = lr_min / lr (decays to ``lr_min`` at the last iteration).
 * ``constant``: 1.
 
-Warmup multiplies the multistep factor, and replaces the cosine's first W iterations.
+Warmup multiplies the multistep factor, and replaces the cosine's first W iterations. The factor
+scales every parameter group's own base LR (an end-to-end model's encoder group starts at
+``encoder_lr``, ETAD: 1e-6 against 1e-3 for the detector).
 
 A detector may group its parameters (``optimizer_groups()``, :func:`param_groups`): TadTR's
 sampling offsets train at 0.1x LR, the ActionFormer family decays only Conv/Linear weights.
@@ -39,8 +41,10 @@ def param_groups(
 
     ``params`` is either plain parameters (one group at ``cfg.lr``, ``cfg.weight_decay``) or
     a detector's ``optimizer_groups()``: dicts with ``params`` and optional ``lr_mult`` /
-    ``wd_mult`` (e.g. TadTR's sampling offsets at 0.1x LR). Parameters without
-    ``requires_grad`` and empty groups are dropped.
+    ``wd_mult`` (e.g. TadTR's sampling offsets at 0.1x LR) and ``name``. A group named
+    ``encoder`` (an end-to-end model's video encoder) starts from ``cfg.encoder_lr`` instead of
+    ``cfg.lr``; the name is kept in the optimizer's group. Parameters without ``requires_grad``
+    and empty groups are dropped.
     """
     items = list(params)
     groups = items if items and isinstance(items[0], dict) else [{"params": items}]
@@ -48,11 +52,13 @@ def param_groups(
     for group in groups:
         trainable = [p for p in group["params"] if p.requires_grad]
         if trainable:
+            base = cfg.encoder_lr if group.get("name") == "encoder" else cfg.lr
             out.append(
                 {
                     "params": trainable,
-                    "lr": cfg.lr * group.get("lr_mult", 1.0),
+                    "lr": base * group.get("lr_mult", 1.0),
                     "weight_decay": cfg.weight_decay * group.get("wd_mult", 1.0),
+                    "name": group.get("name", ""),
                 }
             )
     return out
@@ -65,8 +71,8 @@ def make_optimizer(
 
     Args:
         params: the parameters to optimise (those with ``requires_grad``), or groups with
-            ``lr_mult`` / ``wd_mult`` (:func:`param_groups`).
-        cfg: the train config (``optimizer``, ``lr``, ``weight_decay``).
+            ``lr_mult`` / ``wd_mult`` / ``name`` (:func:`param_groups`).
+        cfg: the train config (``optimizer``, ``lr``, ``encoder_lr``, ``weight_decay``).
 
     Returns:
         The optimizer. Unknown names raise a TalBenchError listing the choices.

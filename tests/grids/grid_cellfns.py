@@ -30,6 +30,7 @@ def marker_cell(payload: dict[str, Any]) -> dict[str, Any]:
         "train_time_s": 0.25,
         "worker_pid": os.getpid(),
         "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+        "marker_env": os.environ.get("TALBENCH_MARKER_ENV"),
         "torch_threads": torch.get_num_threads() if torch is not None else None,
     }
 

@@ -48,7 +48,8 @@ def _one_line_error(result, needle: str) -> None:
         (["data-scaling", "--jobs", "0"], "--jobs must be >= 1"),
         (["data-scaling", "--executor", "inline", "--timeout-s", "5"], "cannot enforce"),
         (["data-scaling", "--slurm-param", "novalue"], "bad --slurm-param"),
-        (["sampling-ratio", "--kind", "egs"], "end-to-end"),
+        (["sampling-ratio", "--kind", "egs", "--ratios", "0.1,1.5"], "outside [0, 1]"),
+        (["sampling-ratio", "--kind", "xyz"], "unknown --kind"),
         (["sampling-ratio", "--ratios", "0.1,2"], "outside (0, 1]"),
         (["sampling-ratio", "--strategies", "random,spiral"], "unknown 'spiral'"),
         (["sampling-ratio", "--model", "dummy"], "model.dps_ratio"),
@@ -74,9 +75,9 @@ def test_data_scaling_json_summary_and_resume(tmp_path: Path) -> None:
     assert (summary["cells"], summary["ok"], summary["skipped"]) == (2, 2, 0)
     assert [g["fraction_pct"] for g in summary["groups"]] == [50.0, 100.0]
     assert all(g["n"] == 1 and g["map_avg_pct_std"] is None for g in summary["groups"])
-    rows = open_run(out).rows()
-    assert [r["fraction_pct"] for r in rows] == [50.0, 100.0]
-    assert summary["groups"][1]["map_avg_pct_mean"] == rows[1]["map_avg_pct"]
+    rows = {r["fraction_pct"]: r for r in open_run(out).rows()}  # in the order cells finished
+    assert sorted(rows) == [50.0, 100.0]
+    assert summary["groups"][1]["map_avg_pct_mean"] == rows[100.0]["map_avg_pct"]
     assert "mean ± std" in first.stderr and "fraction %" in first.stderr
 
     again = json.loads(_invoke(*args).stdout)
@@ -112,3 +113,33 @@ def test_sampling_ratio_rows_have_the_dps_columns(tmp_path: Path) -> None:
             row["step_time_ms"] * row["epochs"]
             >= 0.999 * 1000 * row["train_time_s"] / (row["num_train_items"])
         )  # at most one iteration per item
+
+
+@pytest.mark.slow  # ~15 s of CPU; lighter tests cover its parts: the grid spec
+# (test_grid_specs), one EGS training (tests/models/test_etad_egs), the EGS report (tests/report)
+def test_egs_grid_and_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TALBENCH_CACHE", str(tmp_path / "cache"))
+    run_dir, rep = tmp_path / "egs", tmp_path / "report"
+    args = ["sampling-ratio", "--kind", "egs", "--ratios", "0,0.5", "--strategies",
+            "random,block", "--dataset", "synthetic-thumos14-frames-tiny", "--executor", "inline",
+            "--set", "train.epochs=1", "--set", "model.encoder.width=8", "--out", str(run_dir),
+            "--json"]  # fmt: skip
+    result = _invoke(*args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["cells"], summary["ok"]) == (3, 3)  # 0 once, 0.5 per strategy
+    rows = [r for r in open_run(run_dir).rows() if r.get("kind") == "cell"]
+    assert {(r["egs_strategy"], r["egs_ratio"]) for r in rows} == {
+        ("random", 0.0),
+        ("random", 0.5),
+        ("block", 0.5),
+    }
+    assert all(r["step_mem_kind"] == "cpu_tensor_peak" for r in rows)
+    mem = {r["egs_ratio"]: r["step_mem_mib"] for r in rows if r["egs_strategy"] == "random"}
+    assert mem[0.5] > mem[0.0]  # activations kept for the sampled snippets
+    result = _invoke("report", str(run_dir), "--out", str(rep))
+    assert result.exit_code == 0, result.output
+    page = (rep / "report.md").read_text()
+    assert "EGS sampling ratio" in page and "cpu_tensor_peak" in page
+    assert (rep / "figures" / "egs_ratios.png").is_file()
+    assert (rep / "tables" / "egs_strategy_table.csv").is_file()

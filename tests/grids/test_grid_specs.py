@@ -8,7 +8,11 @@ import pytest
 
 from tal_bench.config import config_hash
 from tal_bench.errors import TalBenchError
-from tal_bench.pipelines.data_scaling import DEFAULT_FRACTIONS_PCT, parse_fractions
+from tal_bench.pipelines.data_scaling import (
+    DEFAULT_FRACTIONS_PCT,
+    build_data_scaling,
+    parse_fractions,
+)
 from tal_bench.pipelines.grid import aggregate, drop_paths, pick_fields, run_key, step_time_ms
 from tal_bench.pipelines.sampling_ratio import (
     build_sampling_ratio,
@@ -43,6 +47,13 @@ def test_default_grid_is_dense_at_small_fractions() -> None:
     steps = [b - a for a, b in zip(DEFAULT_FRACTIONS_PCT, DEFAULT_FRACTIONS_PCT[1:], strict=False)]
     assert steps == sorted(steps)  # gaps only grow
     assert steps[0] == 1
+
+
+def test_the_default_grid_is_the_studys_12_fractions_by_5_slices() -> None:
+    spec = build_data_scaling()  # the README's main job: etad, 1..100, 5 slices as the study
+    assert spec.axes["slices"] == 5 and len(spec.cells) == 12 * 5
+    assert {c.params["slice"] for c in spec.cells} == set(range(5))
+    assert all(c.params["seed"] == c.params["slice"] for c in spec.cells)  # seed + slice
 
 
 @pytest.mark.parametrize(
@@ -86,13 +97,31 @@ def test_parse_ratios_and_choices() -> None:
         parse_choices("grid,grid", allowed, "--strategies")
 
 
-def test_egs_is_a_slot_with_a_one_line_error() -> None:
+def test_kinds_and_egs_ratios() -> None:
     check_kind("dps")
-    with pytest.raises(TalBenchError, match="end-to-end") as err:
-        check_kind("egs")
-    assert "\n" not in str(err.value)
-    with pytest.raises(TalBenchError, match="unknown --kind"):
+    check_kind("egs")
+    with pytest.raises(TalBenchError, match="unknown --kind") as err:
         check_kind("xyz")
+    assert "\n" not in str(err.value)
+    assert parse_ratios("0,0.1,1.0", allow_zero=True) == [0.0, 0.1, 1.0]
+    with pytest.raises(TalBenchError, match=r"outside \[0, 1\]"):
+        parse_ratios("0,1.2", allow_zero=True)
+
+
+def test_egs_grid_trains_strategy_free_ratios_once() -> None:
+    spec = build_sampling_ratio("etad", "egs", "0,0.1,0.3,1.0", "random,grid,block")
+    cells = [(c.params["egs_strategy"], c.params["egs_ratio"]) for c in spec.cells]
+    # 0 (frozen encoder) and 1.0 (every snippet) do not depend on the strategy
+    assert cells == [("random", 0.0), ("random", 0.1), ("random", 0.3), ("random", 1.0),
+                     ("grid", 0.1), ("grid", 0.3), ("block", 0.1), ("block", 0.3)]  # fmt: skip
+    assert spec.config["preset"] == "egs" and spec.seeds == {"train": [0]}
+    assert spec.group_by == ["egs_strategy", "egs_ratio"]
+    assert "step_mem_mib" in spec.metrics
+    ov = spec.cells[6].payload["overrides"]["model"]
+    assert (ov["egs_ratio"], ov["egs_strategy"]) == (0.1, "block")
+    assert len({c.key for c in spec.cells}) == len(spec.cells)
+    with pytest.raises(TalBenchError, match="samples randomly only"):
+        build_sampling_ratio("etad", "egs", "0.1", "grid", sets=["model.egs_variant=chunked"])
 
 
 CONFIG = {

@@ -146,6 +146,42 @@ def test_predict_does_not_depend_on_the_chunk_size() -> None:
         assert torch.allclose(a.scores, b.scores, atol=1e-6)
 
 
+def test_predict_batches_is_predict_batch_by_batch() -> None:
+    # A pass over batches reuses the first stage's RoI tables between batches of equal window
+    # lengths; every detection must stay bit for bit what predict gives each batch alone.
+    torch.manual_seed(0)
+    model = build(EtadConfig(**TINY, nms_max_keep=40), 8, 1)
+    batches = [
+        [_item(seed=0), _item(seed=1)],
+        [_item(seed=2), _item(seed=3)],  # the same lengths as the first: its table is reused
+        [_item(seed=4), _item(valid=21, seed=5)],
+        [_item(seed=6), _item(seed=7)],
+    ]
+    passed = list(model.predict_batches(iter(batches)))
+    assert [batch for batch, _ in passed] == batches
+    for (_, dets), batch in zip(passed, batches, strict=True):
+        for got, want in zip(dets, model.predict(batch), strict=True):
+            assert torch.equal(got.segments, want.segments)
+            assert torch.equal(got.scores, want.scores) and torch.equal(got.labels, want.labels)
+
+
+def test_inference_skips_only_the_start_end_head() -> None:
+    torch.manual_seed(0)
+    model = build(EtadConfig(**TINY), 8, 1).eval()
+    items = [_item(seed=8), _item(valid=25, seed=9)]
+    feats = torch.stack([it["feats"] for it in items])
+    anchors = torch.tensor([[0.0, 3.0], [4.0, 9.0], [1.0, 17.0], [20.0, 24.0]])
+    batch_idx = torch.tensor([0, 0, 1, 1])
+    with torch.no_grad():
+        _, _, maps = model.dense(feats)
+        full = model.cascade(maps, anchors, batch_idx)
+        lean = model.cascade(maps, anchors, batch_idx, start_end=False)
+    for (a_full, iou_full, reg_full), (a_lean, iou_lean, reg_lean) in zip(full, lean, strict=True):
+        assert reg_full.shape[1] == 6 and reg_lean.shape[1] == 4
+        assert torch.equal(a_full, a_lean) and torch.equal(iou_full, iou_lean)
+        assert torch.equal(reg_full[:, :4], reg_lean)
+
+
 def _train(steps: int, seed: int = 0) -> list[float]:
     torch.manual_seed(seed)
     model = build(EtadConfig(**TINY, dps_ratio=0.2), 8, 1)

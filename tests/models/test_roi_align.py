@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -9,6 +10,9 @@ import pytest
 import torch
 
 from tal_bench.models.ops.roi_align_1d import roi_align_1d
+
+# the module itself (the package re-exports its function under the module's name)
+op = importlib.import_module("tal_bench.models.ops.roi_align_1d")
 
 
 def _bilinear(img: np.ndarray, y: float, x: float) -> np.ndarray:
@@ -122,3 +126,93 @@ def test_unsorted_batch_order_is_kept() -> None:
     got = roi_align_1d(feats, rois, 4)
     for k in range(3):
         assert torch.allclose(got[k], roi_align_1d(feats, rois[k : k + 1], 4)[0])
+
+
+def _samples_as_before(rois, length, output_size, sampling_ratio=-1, aligned=False):
+    """The sample table as the op built it before it was streamlined (kept as the reference):
+    keep mask, 1/g scale and the clamp of lx at 1, each its own pass; ends concatenated."""
+    offset = 0.5 if aligned else 0.0
+    start = rois[:, 0] - offset
+    width = (rois[:, 1] - offset) - start
+    if not aligned:
+        width = width.clamp(min=1.0)
+    bin_size = width / output_size
+    if sampling_ratio > 0:
+        grid = torch.full_like(width, float(sampling_ratio))
+    else:
+        grid = torch.ceil(width / output_size)
+    g_max = max(int(grid.max().item()), 1) if rois.shape[0] > 0 else 1
+    p_idx = torch.arange(output_size, dtype=rois.dtype)
+    i_idx = torch.arange(g_max, dtype=rois.dtype) + 0.5
+    x = (
+        start[:, None, None]
+        + p_idx[None, :, None] * bin_size[:, None, None]
+        + i_idx[None, None, :] * bin_size[:, None, None] / grid.clamp(min=1.0)[:, None, None]
+    )
+    keep = (i_idx[None, None, :] < grid[:, None, None]) & (x >= -1.0) & (x <= float(length))
+    x = x.clamp_(min=0.0)
+    x_low = x.floor().clamp_(max=length - 1)
+    lx = (x - x_low).clamp_(max=1.0).masked_fill_(x_low >= length - 1, 0.0)
+    scale = keep.to(rois.dtype).mul_((1.0 / grid.clamp(min=1.0))[:, None, None])
+    w_high = lx.mul_(scale)
+    w_low = scale.sub_(w_high)
+    index = torch.cat([x_low, (x_low + 1.0).clamp_(max=length - 1)], dim=2).long()
+    return index, torch.cat([w_low, w_high], dim=2)
+
+
+def _etad_like_rois(n: int, length: int, n_batch: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    start = torch.rand(n, generator=gen) * (length + 20) - 10
+    width = torch.rand(n, generator=gen) * length
+    width[: n // 8] *= 0.02  # narrower than a step
+    batch = torch.randint(0, n_batch, (n,), generator=gen).float()
+    return torch.stack([batch, start, start + width], dim=1)  # float32, as ETAD's
+
+
+@pytest.mark.parametrize("aligned", [False, True])
+@pytest.mark.parametrize("sampling_ratio", [-1, 3])
+def test_sample_tables_are_bit_identical_to_the_previous_construction(aligned, sampling_ratio):
+    length, n_batch = 23, 3
+    rois = _etad_like_rois(500, length, n_batch, seed=4)
+    want_index, want_weights = _samples_as_before(rois[:, 1:], length, 6, sampling_ratio, aligned)
+    index, weights = op.roi_align_1d_samples(rois[:, 1:], length, 6, sampling_ratio, aligned)
+    assert torch.equal(index, want_index) and torch.equal(weights, want_weights)
+    # the forward's table: rows of the flattened (B*T, C) features, int32, same weights
+    rows, row_weights = op._table(rois, torch.float32, length, 6, 1.0, sampling_ratio, aligned)
+    offset = (rois[:, 0].long() * length)[:, None, None]
+    assert rows.dtype == torch.int32
+    assert torch.equal(rows.long(), (want_index + offset).reshape(rows.shape))
+    assert torch.equal(row_weights, want_weights.reshape(row_weights.shape))
+
+
+def test_backward_equals_the_per_video_weight_products() -> None:
+    length, n_batch, size = 19, 4, 5
+    rois = _etad_like_rois(300, length, n_batch, seed=5)
+    feats = torch.randn(n_batch, 6, length, requires_grad=True)
+    grad_out = torch.randn(len(rois), 6, size, generator=torch.Generator().manual_seed(6))
+    roi_align_1d(feats, rois, size).backward(grad_out)
+    want = torch.zeros(n_batch, 6, length)
+    for b in range(n_batch):  # the dense weights of each video's RoIs alone, as before
+        sel = (rois[:, 0] == b).nonzero(as_tuple=True)[0]
+        index, samples = _samples_as_before(rois[sel, 1:], length, size)
+        w_b = torch.zeros(len(sel), size, length).scatter_add_(2, index, samples)
+        g_b = grad_out[sel].transpose(1, 2).reshape(-1, 6)
+        want[b] += torch.matmul(g_b.transpose(0, 1), w_b.reshape(-1, length))
+    assert torch.equal(feats.grad, want)
+
+
+def test_reuse_tables_reuses_only_equal_rois(monkeypatch) -> None:
+    built = []
+    table = op._table
+    monkeypatch.setattr(op, "_table", lambda *a: built.append(1) or table(*a))
+    feats = torch.randn(3, 4, 30)
+    first, other = _etad_like_rois(200, 30, 3, seed=7), _etad_like_rois(200, 30, 3, seed=8)
+    plain = [roi_align_1d(feats, r, 8) for r in (first, other, first)]
+    assert len(built) == 3  # outside the block nothing is kept
+    with op.reuse_tables():
+        reused = [roi_align_1d(2 * feats, r, 8) for r in (first, other, first, first)]
+        assert len(built) == 5  # first and other built once each
+        roi_align_1d(feats, first, 8, aligned=True)  # other options: a new table
+        assert len(built) == 6
+    for got, want in zip(reused, [*plain, plain[0]], strict=True):
+        assert torch.equal(got, 2 * want)  # the same sums over features twice as large

@@ -92,3 +92,58 @@ def test_groups_equal_each_group_alone() -> None:
         ref_keep, ref_kept = _plain_soft_nms(segs.tolist(), scores.tolist(), *params)
         assert keep.tolist() == ref_keep
         assert kept.tolist() == pytest.approx(ref_kept, rel=1e-12, abs=1e-15)
+
+
+def _dense_soft_nms(groups, sigma, max_keep, iou_threshold, min_score):
+    """The previous loop, kept as the reference: every segment decays at every pick (by exactly
+    1 where it does not overlap), the score array masked anew each time."""
+    n_groups = len(groups)
+    sizes = np.array([len(sc) for _, sc in groups], dtype=np.int64)
+    width = int(sizes.max()) if n_groups else 0
+    seg, work = np.zeros((n_groups, width, 2)), np.zeros((n_groups, width))
+    alive = np.arange(width)[None, :] < sizes[:, None]
+    for w, (s_w, sc_w) in enumerate(groups):
+        seg[w, : len(sc_w)], work[w, : len(sc_w)] = np.asarray(s_w).reshape(-1, 2), sc_w
+    lengths = np.clip(seg[..., 1] - seg[..., 0], 0.0, None)
+    rows = np.arange(n_groups)
+    picks = np.full((n_groups, min(max_keep, width)), -1, dtype=np.int64)
+    picked = np.zeros(picks.shape)
+    active = sizes > 0
+    for step in range(picks.shape[1]):
+        masked = np.where(alive, work, -np.inf)
+        best = masked.argmax(axis=1)
+        best_score = masked[rows, best]
+        active &= alive[rows, best] & (best_score > min_score)
+        if not active.any():
+            break
+        picks[active, step], picked[active, step] = best[active], best_score[active]
+        alive[rows[active], best[active]] = False
+        b_seg = seg[rows, best]
+        inter = np.clip(
+            np.minimum(seg[..., 1], b_seg[:, 1:2]) - np.maximum(seg[..., 0], b_seg[:, 0:1]), 0, None
+        )
+        union = lengths + lengths[rows, best][:, None] - inter
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        decay = np.where(iou > iou_threshold, np.exp(-(iou * iou) / sigma), 1.0)
+        work *= np.where(active[:, None], decay, 1.0)
+    return [(picks[w][picks[w] >= 0], picked[w][picks[w] >= 0]) for w in range(n_groups)]
+
+
+@pytest.mark.parametrize("params", [(0.3, 100, 0.0, -math.inf), (0.5, 9, 0.2, 0.1)])
+def test_sparse_decay_is_bit_identical_to_the_dense_loop(params) -> None:
+    # Only overlapping live segments decay now; every kept index and float must be as before,
+    # on ETAD-like groups (hundreds of short proposals, continuous scores, some exact ties).
+    rng = np.random.default_rng(1)
+    groups = []
+    for g in range(40):
+        n = int(rng.integers(0, 400))
+        start = rng.uniform(-0.5, 60, n)
+        segs = np.stack([start, start + rng.uniform(0, 17, n)], axis=1)
+        segs[: n // 20, 1] = segs[: n // 20, 0]  # empty segments: zero length, tIoU 0
+        scores = rng.uniform(0, 1, n) if g % 3 else np.round(rng.uniform(0, 1, n), 2)
+        groups.append((segs, scores))
+    got = soft_nms_groups(groups, *params)
+    for (keep, kept), (ref_keep, ref_kept) in zip(
+        got, _dense_soft_nms(groups, *params), strict=True
+    ):
+        assert np.array_equal(keep, ref_keep) and np.array_equal(kept, ref_kept)

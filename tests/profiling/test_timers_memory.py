@@ -122,3 +122,21 @@ def test_gemm_peak_small_sizes() -> None:
     assert set(peak.by_size) == {64, 128} and peak.best_size in (64, 128)
     assert peak.gmacs == max(peak.by_size.values()) > 0
     assert peak.threads == 1 and peak.tf32 is None
+
+
+def test_tensor_peak_counts_new_storages_until_freed() -> None:
+    from tal_bench.profiling.memory import TensorPeak
+
+    mib = 256 * 1024  # float32 elements in 1 MiB
+    before = torch.ones(mib)  # exists before the block: never counted
+    with TensorPeak() as tp:
+        a = torch.ones(2 * mib)  # +2
+        view = a[:mib]  # a view: no new storage
+        before.mul_(2)  # in place on an old storage: nothing new
+        b = a * 3  # +2 -> 4 live
+        del a, view  # a's storage freed: 2 live
+        c = b.sum(0, keepdim=True).expand(mib).contiguous()  # +1 (and a 4-byte sum) -> 3 live
+        assert tp.live_mib == pytest.approx(3.0, abs=1e-5)
+        del b, c
+    assert tp.peak_mib == pytest.approx(4.0, abs=1e-5)
+    assert tp.live_mib == pytest.approx(0.0, abs=1e-5)

@@ -116,6 +116,35 @@ def write_sampling_ratio(root: Path) -> Path:
     return _finish(run, GPU_MACHINE)
 
 
+def write_egs_ratio(root: Path) -> Path:
+    """ETAD EGS sweep as ``talbench sampling-ratio --kind egs`` writes it: ratios 0 and 1.0
+    once (random), 0.1 and 0.3 per strategy, 2 seeds (block 0.3 has one)."""
+    rng = np.random.default_rng(11)
+    run = create_run(root / "egs-ratio", "sampling-ratio", {"kind": "egs", "model": "etad"},
+                     {"train": [0, 1]})  # fmt: skip
+    gap = {"random": 0.0, "grid": -0.1, "block": 0.4}
+    for strategy in ("random", "grid", "block"):
+        for ratio in (0.0, 0.1, 0.3, 1.0):
+            if ratio in (0.0, 1.0) and strategy != "random":
+                continue
+            for seed in (0, 1):
+                base = {"kind": "cell", "run_key": f"egs-{strategy}-{ratio}-{seed}",
+                        "egs_strategy": strategy, "egs_ratio": ratio, "seed": seed}  # fmt: skip
+                if strategy == "block" and ratio == 0.3 and seed == 1:
+                    continue
+                avg = 36.0 + (0.8 - gap[strategy]) * (ratio > 0) + rng.normal(0, 0.1)
+                run.append_row({
+                    **base, **_map_row(avg), "status": "ok", "error": None,
+                    "train_time_s": round(100 + 300 * ratio + rng.normal(0, 3), 2),
+                    "train_cpu_s": round(90 + 280 * ratio + rng.normal(0, 3), 2),
+                    "step_time_ms": round(50 + 150 * ratio + rng.normal(0, 1), 2),
+                    "peak_mem_mib": round(900 + rng.normal(0, 20), 1),
+                    "step_mem_mib": round(20 + 400 * ratio + rng.normal(0, 1), 2),
+                    "step_mem_kind": "cpu_tensor_peak",
+                })  # fmt: skip
+    return _finish(run, CPU_MACHINE)
+
+
 def _timeline(
     phases: list[tuple[str, float]], gpu: bool, rng: np.random.Generator, proc_pct: float = 380.0
 ) -> list[dict]:
@@ -211,6 +240,7 @@ def write_all(root: Path, with_fit: bool = True) -> dict[str, Path]:
         "etad": write_data_scaling(root, "etad", [2, 5, 10, 20, 40, 60, 80, 100], seed=0),
         "actionformer": write_data_scaling(root, "actionformer", [10, 20, 40, 60, 80, 100], 1),
         "ratio": write_sampling_ratio(root),
+        "egs": write_egs_ratio(root),
         "profile": write_profile(root),
         "train_profile": write_train_profile(root),
         "train": write_train(root),

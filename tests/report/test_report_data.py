@@ -97,6 +97,33 @@ def test_sampling_ratio_table_equals_records(report: ReportResult, runs: dict[st
     )
 
 
+def test_egs_figure_and_table_equal_records(report: ReportResult, runs: dict[str, Path]) -> None:
+    data = report.plots["egs_ratios"].data.set_index(["egs_strategy", "egs_ratio"])
+    cells = standing_cells(raw_rows(runs["egs"]))
+    for col in ("map_avg_pct", "train_time_s", "train_cpu_s", "step_mem_mib", "step_time_ms"):
+        for (strategy, ratio), values in _by(cells, ("egs_strategy", "egs_ratio"), col).items():
+            assert data.loc[(strategy, ratio), f"{col}_mean"] == pytest.approx(
+                statistics.fmean(values), abs=1e-9
+            )
+    # ratios 0 and 1 were trained once (random); every strategy shows those cells
+    for ratio in (0.0, 1.0):
+        for strategy in ("grid", "block"):
+            pd.testing.assert_series_equal(
+                data.loc[(strategy, ratio)], data.loc[("random", ratio)], check_names=False
+            )
+    assert data.loc[("block", 0.3), "n_rows"] == 1 and len(data) == 12
+    pd.testing.assert_frame_equal(
+        report.tables["egs_strategy_table"].data, report.plots["egs_ratios"].data
+    )
+    # the memory panel is the per-step peak, and the DPS figure and the learning curves keep
+    # their own rows
+    axes = report.plots["egs_ratios"].figure.axes
+    assert axes[1].get_ylabel() == "training CPU time (s)"
+    assert axes[2].get_ylabel().startswith("peak memory of one")
+    assert "egs_ratio" not in report.plots["sampling_ratios"].data.columns
+    assert (report.plots["learning_curves"].data["model"] == "etad").sum() == 8
+
+
 def test_compute_tables_equal_records(report: ReportResult, runs: dict[str, Path]) -> None:
     rows = [r for r in raw_rows(runs["profile"]) if r["status"] == "ok"]
     lat = report.plots["latency_vs_length"].data.set_index(["model", "length"])

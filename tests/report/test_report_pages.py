@@ -26,7 +26,7 @@ from tal_bench.plots.style import machine_label, save_figure
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EXPECTED_FIGURES = {
     "learning_curves", "fits_etad", "latency_vs_length", "macs_vs_length", "memory_vs_length",
-    "sampling_ratios",
+    "sampling_ratios", "egs_ratios",
 }  # fmt: skip
 
 

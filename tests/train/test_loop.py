@@ -100,3 +100,26 @@ def test_empty_training_set_is_a_user_error():
 
     with pytest.raises(TalBenchError, match="no items"):
         _fit(Linear1(1.0), TrainConfig(), n_items=0)
+
+
+def test_memory_probe_counts_the_step_and_leaves_training_alone():
+    from tal_bench.train.loop import probe_step_memory
+
+    class Lin(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(1024, 1024, bias=False)  # 4 MiB of weights
+
+        def training_step(self, items):
+            return {"loss": self.lin(torch.stack(items)).square().mean()}
+
+    model, data = Lin(), [torch.randn(1024) for _ in range(4)]
+    weights = model.lin.weight.detach().clone()
+    rng = torch.get_rng_state()
+    cfg = TrainConfig(optimizer="sgd", batch_size=2, clip_grad_norm=None, weight_decay=0.0)
+    peak = probe_step_memory(model, data, cfg, lambda items: items)
+    # by hand: the gradient (4 MiB) and SGD's momentum buffer (4 MiB) outlive the step's
+    # activations (2 x 1024 floats); the copy's weights existed before and are not counted
+    assert 8.0 <= peak <= 8.0 + 0.05
+    assert torch.equal(model.lin.weight, weights) and model.lin.weight.grad is None
+    assert torch.equal(torch.get_rng_state(), rng)

@@ -111,3 +111,23 @@ def test_parameter_groups_scale_lr_and_weight_decay():
     opt.step()
     sched.step()  # the milestone scales every group by gamma, keeping the 10x ratio
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.02, 0.002])
+
+
+def test_encoder_group_starts_from_encoder_lr():
+    # multistep x0.1 after epoch 1 (2 iters/epoch): both groups scale from their own base LR
+    det, enc, frozen = (torch.nn.Parameter(torch.zeros(2)) for _ in range(3))
+    frozen.requires_grad_(False)
+    cfg = TrainConfig(epochs=2, lr=1e-3, encoder_lr=1e-6, milestones=(1,), gamma=0.1)
+    groups = [{"params": [det]}, {"params": [enc, frozen], "name": "encoder"}]
+    opt = make_optimizer(groups, cfg)
+    assert [(g["name"], g["lr"], len(g["params"])) for g in opt.param_groups] == [
+        ("", 1e-3, 1),
+        ("encoder", 1e-6, 1),  # the frozen parameter is left out
+    ]
+    sched = make_scheduler(opt, cfg, 2)
+    for _ in range(2):
+        opt.step()
+        sched.step()
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-4, 1e-7])
+    only_frozen = make_optimizer([{"params": [det]}, {"params": [frozen], "name": "encoder"}], cfg)
+    assert [g["name"] for g in only_frozen.param_groups] == [""]

@@ -91,6 +91,7 @@ def sample_cells(
     strategy: str = "random",
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    count: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample proposal-map cells for one video (call once per video per iteration).
 
@@ -101,6 +102,8 @@ def sample_cells(
         strategy: ``"random" | "grid" | "block"`` (see the module docstring for counts).
         generator: CPU random generator; None uses the global torch RNG.
         device: where the returned indices live.
+        count: ``random`` only: K instead of ``num_samples`` (Encoder Gradient Sampling's
+            chunk rounding, ``tal_bench.models.egs``).
 
     Returns:
         ``(d, t)``: two (K,) int64 tensors of cell indices.
@@ -110,7 +113,7 @@ def sample_cells(
         return valid_cells(length, max_duration, device)
     if strategy == "random":
         d_all, t_all = valid_cells(length, max_duration)
-        k = num_samples(length, max_duration, ratio)
+        k = num_samples(length, max_duration, ratio) if count is None else count
         pick = torch.randperm(d_all.numel(), generator=generator)[:k]  # (K,) shuffled
         d, t = d_all[pick], t_all[pick]
     elif strategy == "grid":
@@ -120,11 +123,15 @@ def sample_cells(
     return d.to(device), t.to(device)
 
 
+def lattice(n: int, step: float) -> np.ndarray:
+    """Grid positions ``unique(round(arange(1, n, step)))`` (round half to even): the rows and
+    columns of the ``grid`` strategy, and Encoder Gradient Sampling's grid of snippets."""
+    return np.unique(np.round(np.arange(1, n, step)).astype(np.int64))
+
+
 def _grid_cells(length: int, max_duration: int, ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
     step = math.sqrt(1.0 / ratio)
-    d_eff = min(max_duration, length)
-    rows = np.unique(np.round(np.arange(1, d_eff, step)).astype(np.int64))
-    cols = np.unique(np.round(np.arange(1, length, step)).astype(np.int64))
+    rows, cols = lattice(min(max_duration, length), step), lattice(length, step)
     d_grid, t_grid = np.meshgrid(rows, cols, indexing="ij")
     keep = (d_grid + t_grid) < length
     return torch.from_numpy(d_grid[keep]), torch.from_numpy(t_grid[keep])

@@ -113,41 +113,47 @@ def _padded(
     iou_threshold: float,
     min_score: float,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The loop over (W, N) padded groups; padding starts dead and is never picked."""
+    """The loop over (W, N) padded groups; padding starts dead and is never picked.
+
+    ``score`` holds each live segment's decayed score and -inf once it is dead (picked or
+    padding), so one ``argmax`` picks. Only the live segments that overlap the pick decay: every
+    other one has tIoU 0 and would be multiplied by exactly 1 (``exp(-0) = 1``), so skipping them
+    leaves every float as the dense update would.
+    """
     n_groups = len(groups)
     sizes = np.array([len(sc) for _, sc in groups], dtype=np.int64)  # (W,)
     width = int(sizes.max()) if n_groups else 0
     seg = np.zeros((n_groups, width, 2))  # (W, N, 2)
-    work = np.zeros((n_groups, width))  # (W, N) current decayed scores
+    score = np.full((n_groups, width), -np.inf)  # (W, N) decayed scores, -inf = dead
     alive = np.arange(width)[None, :] < sizes[:, None]  # (W, N)
     for w, (s_w, sc_w) in enumerate(groups):
         seg[w, : len(sc_w)] = np.asarray(s_w, dtype=np.float64).reshape(-1, 2)
-        work[w, : len(sc_w)] = sc_w
-    lengths = np.clip(seg[..., 1] - seg[..., 0], 0.0, None)  # (W, N)
+        score[w, : len(sc_w)] = sc_w
+    starts, ends = seg[..., 0], seg[..., 1]  # (W, N) each
+    lengths = np.clip(ends - starts, 0.0, None)  # (W, N)
     rows = np.arange(n_groups)
     picks = np.full((n_groups, min(max_keep, width)), -1, dtype=np.int64)  # (W, K)
     picked = np.zeros(picks.shape)
     active = sizes > 0  # (W,) groups still picking
     for step in range(picks.shape[1]):
-        masked = np.where(alive, work, -np.inf)  # (W, N)
-        best = masked.argmax(axis=1)  # (W,) first index of the maximum, as np.argmax
-        best_score = masked[rows, best]
+        best = score.argmax(axis=1)  # (W,) first index of the maximum, as np.argmax
+        best_score = score[rows, best]
         active &= alive[rows, best] & (best_score > min_score)  # a spent group picks padding
         if not active.any():
             break
         picks[active, step] = best[active]
         picked[active, step] = best_score[active]
         alive[rows[active], best[active]] = False
-        b_seg = seg[rows, best]  # (W, 2)
-        inter = np.clip(
-            np.minimum(seg[..., 1], b_seg[:, 1:2]) - np.maximum(seg[..., 0], b_seg[:, 0:1]),
-            0.0,
-            None,
+        score[rows[active], best[active]] = -np.inf
+        # the live segments of active groups that overlap the pick: (S,) group and position
+        inter = np.minimum(ends, ends[rows, best][:, None]) - np.maximum(
+            starts, starts[rows, best][:, None]
         )  # (W, N)
-        union = lengths + lengths[rows, best][:, None] - inter
-        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)  # (W, N)
-        decay = np.where(iou > iou_threshold, np.exp(-(iou * iou) / sigma), 1.0)
-        work *= np.where(active[:, None], decay, 1.0)
+        g, n = np.nonzero((inter > 0.0) & alive & active[:, None])
+        inter_s = inter[g, n]
+        union = lengths[g, n] + lengths[g, best[g]] - inter_s  # > 0 as inter > 0
+        iou = inter_s / union
+        score[g, n] *= np.where(iou > iou_threshold, np.exp(-(iou * iou) / sigma), 1.0)
     results = []
     for w in range(n_groups):
         n_kept = int((picks[w] >= 0).sum())  # picks of a group are a prefix of its row
