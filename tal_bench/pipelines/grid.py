@@ -35,9 +35,9 @@ from tal_bench.pipelines.executors import (
     check_executor_options,
     make_executor,
 )
-from tal_bench.pipelines.shared import SHARED_DIR
 
 SHARED_KEY = "shared_dir"  # payload key: the run's directory for work its cells share
+SHARED_DIR = "shared"  # that directory, under the run (pipelines/shared.py fills it)
 # Config paths that change how fast a cell runs but not what it computes: not in run keys.
 VOLATILE_PATHS = ("train.threads", "data.num_workers")
 _NUMBER = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")

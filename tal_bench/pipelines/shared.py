@@ -40,7 +40,6 @@ from tal_bench.types import VideoItem
 if TYPE_CHECKING:
     from tal_bench.data import TalDataset
 
-SHARED_DIR = "shared"  # under a grid's run directory
 MAX_ITEM_BYTES = 256 * 2**20  # test items larger than this are not kept (see the docstring)
 ITEM_FIELDS = ("mode", "window", "window_stride", "resize_len", "max_len", "downsample")
 
