@@ -236,6 +236,7 @@ class TrainConfig:
     milestones: tuple[int, ...] = (5,)  # epochs (multistep)
     gamma: float = 0.1
     warmup_epochs: float = 0.0
+    lr_min: float = 0.0  # floor of the cosine schedule (ActionFormer's eta_min 1e-8)
     clip_grad_norm: float | None = 1.0  # None = no clipping
     ema: bool = False
     ema_decay: float = 0.999

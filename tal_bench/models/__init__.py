@@ -22,6 +22,9 @@ from tal_bench.models import dummy as _dummy  # noqa: E402,F401  isort: skip
 from tal_bench.models import etad as _etad  # noqa: E402,F401  isort: skip
 from tal_bench.models import tadtr as _tadtr  # noqa: E402,F401  isort: skip
 from tal_bench.models import bmn as _bmn  # noqa: E402,F401  isort: skip
+from tal_bench.models import actionformer as _actionformer  # noqa: E402,F401  isort: skip
+from tal_bench.models import tridet as _tridet  # noqa: E402,F401  isort: skip
+from tal_bench.models import temporalmaxer as _temporalmaxer  # noqa: E402,F401  isort: skip
 
 
 def get_spec(name: str) -> ModelSpec:

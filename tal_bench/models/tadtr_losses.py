@@ -24,25 +24,13 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+from tal_bench.models.common.losses import sigmoid_focal_loss
 from tal_bench.models.etad_losses import pair_iou
 
 # ------------------------------------------------------------------------------------------
-# Generic pieces, private to TadTR until the shared blocks land (tal_bench.models.common):
-# swap these two for the shared sigmoid focal loss and 1-D IoU at merge.
+# Generic pieces: the sigmoid focal loss is the shared one (tal_bench.models.common.losses);
+# the pairwise tIoU below stays private to TadTR.
 # ------------------------------------------------------------------------------------------
-
-
-def _sigmoid_focal(
-    logits: torch.Tensor, targets: torch.Tensor, alpha: float, gamma: float
-) -> torch.Tensor:
-    """Element-wise sigmoid focal loss (RetinaNet), same shape as ``logits``."""
-    prob = torch.sigmoid(logits)
-    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    p_t = prob * targets + (1.0 - prob) * (1.0 - targets)
-    loss = ce * (1.0 - p_t) ** gamma
-    if alpha >= 0:
-        loss = (alpha * targets + (1.0 - alpha) * (1.0 - targets)) * loss
-    return loss
 
 
 def _iou_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -149,7 +137,7 @@ def layer_losses(
         [lab[t.to(lab.device)] for (lab, _), (_, t) in zip(targets, matches, strict=True)]
     )
     onehot[b_idx, q_idx, labels.to(device)] = 1.0
-    focal = _sigmoid_focal(logits, onehot, weights.focal_alpha, weights.focal_gamma)
+    focal = sigmoid_focal_loss(logits, onehot, weights.focal_alpha, weights.focal_gamma)
     loss_cls = focal.sum() / num_segments
     pred = segments[b_idx, q_idx]  # (K, 2)
     tgt = torch.cat(

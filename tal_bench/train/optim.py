@@ -6,13 +6,16 @@ implements ETAD's MultiStep [5] the same way, with milestones x iterations per e
 * warmup (``warmup_epochs`` > 0): factor ``(s + 1) / W`` for iteration s < W, where
   W = round(warmup_epochs x iters_per_epoch); the first step already has a non-zero LR.
 * ``multistep``: ``gamma ** #{m in milestones : s >= m x iters_per_epoch}``.
-* ``cosine``: after warmup, ``0.5 (1 + cos(pi (s - W) / (S - W)))`` with S = epochs x
-  iters_per_epoch (decays to 0 at the last iteration).
+* ``cosine``: after warmup, ``m + (1 - m) 0.5 (1 + cos(pi (s - W) / (S - W)))`` with S = epochs
+  x iters_per_epoch and m = lr_min / lr (decays to ``lr_min`` at the last iteration).
 * ``constant``: 1.
 
 Warmup multiplies the multistep factor, and replaces the cosine's first W iterations. The factor
 scales every parameter group's own base LR (an end-to-end model's encoder group starts at
 ``encoder_lr``, ETAD: 1e-6 against 1e-3 for the detector).
+
+A detector may group its parameters (``optimizer_groups()``, :func:`param_groups`): TadTR's
+sampling offsets train at 0.1x LR, the ActionFormer family decays only Conv/Linear weights.
 """
 
 from __future__ import annotations
@@ -108,7 +111,8 @@ def lr_factor(step: int, cfg: TrainConfig, iters_per_epoch: int) -> float:
         return warm
     span = max(total - warmup, 1)
     progress = min((step - warmup) / span, 1.0)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
+    floor = cfg.lr_min / cfg.lr if cfg.lr > 0 else 0.0
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def make_scheduler(

@@ -88,6 +88,16 @@ def test_unknown_names_are_user_errors():
         make_scheduler(opt, TrainConfig(schedule="poly"), 3)
 
 
+def test_cosine_ends_at_lr_min():
+    # lr 1e-3, floor 1e-5: factor m + (1 - m) 0.5 (1 + cos(pi p)), m = 0.01, over 4 iterations
+    cfg = TrainConfig(epochs=2, lr=1e-3, schedule="cosine", lr_min=1e-5)
+    lrs = _lrs(cfg, 2)
+    m = 0.01
+    expected = [1e-3 * (m + (1 - m) * 0.5 * (1 + math.cos(math.pi * s / 4))) for s in range(4)]
+    assert lrs == pytest.approx(expected)
+    assert lr_factor(4, cfg, 2) == pytest.approx(m)  # the last step reaches the floor
+
+
 def test_parameter_groups_scale_lr_and_weight_decay():
     a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(2))
     frozen = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
