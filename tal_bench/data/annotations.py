@@ -11,7 +11,9 @@ Supported layouts (all ``{"database": {video_id: {...}}}``), told apart by their
 * ``gtad``: G-TAD's ``thumos_gt.json`` (segments stored as strings, no ``duration``).
 
 ``Ambiguous`` rows (THUMOS'14) are skipped everywhere and counted in ``Annotations.meta``.
-Facts: /work/shared/data/annotations/README.md and shared/research/evaluation.md (P5, P7).
+THUMOS'14 variants: ActionFormer (happyharrycn/actionformer_release, data/thumos/annotations)
+drops ``Ambiguous``; the official ``eval_detection.py`` (activitynet/ActivityNet) matches the
+subset string exactly, ActionFormer lower-cases it.
 """
 
 from __future__ import annotations

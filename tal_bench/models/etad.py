@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EtadConfig:
-    """ETAD hyperparameters; defaults are the official ActivityNet design (etad.md §2, §6)."""
+    """ETAD hyperparameters; defaults are the official ActivityNet design (sming256/ETAD,
+    lib/models/detector/, configs/anet/)."""
 
     feature_module: Literal["lstm", "conv", "transformer"] = "lstm"  # Table 4(a) ablation
     hidden_dim: int = 256  # feature-module width (LSTM hidden size)

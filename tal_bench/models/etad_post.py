@@ -1,4 +1,5 @@
-"""ETAD inference post-processing for one item (etad.md §7.1).
+"""ETAD inference post-processing for one item (sming256/ETAD,
+lib/dataset/anet_1_3/post_det.py).
 
 BMN-style boundary selection keeps a proposal only when the startness at ``floor(s)`` and the
 endness at ``floor(e)`` (snippet-edge units, clamped to the valid steps) are peaks or above half

@@ -46,7 +46,7 @@ def _item(length: int = 32, valid: int | None = None, c_in: int = 8, seed: int =
 
 
 def _official_params(c_in: int, h: int = 256, r: int = 128, e: int = 512, f: int = 128) -> int:
-    """Parameter count of the official design, layer by layer (etad.md §2)."""
+    """Parameter count of the official design, layer by layer (sming256/ETAD)."""
 
     def gconv(ci: int, co: int, k: int) -> int:  # groups 4, no bias
         return co * (ci // 4) * k
@@ -70,7 +70,7 @@ def test_paper_preset_has_10_64_m_parameters() -> None:
     assert n_params == _official_params(2048) == 10_638_362
     assert abs(n_params - 10.64e6) / 10.64e6 < 0.005
     small = sum(p.numel() for p in build(cfg.model, 512, 20).parameters())
-    assert small == _official_params(512)  # 10.34 M at C_in = 512 (etad.md §2.6)
+    assert small == _official_params(512)  # 10.34 M at C_in = 512 (counted by hand)
 
 
 def test_registry_entry() -> None:

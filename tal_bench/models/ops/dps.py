@@ -3,9 +3,10 @@
 The proposal map of a video with L valid steps and maximum duration D has the cells ``(d, t)``
 with ``d < D' = min(D, L)`` and ``t + d < L``; cell ``(d, t)`` is the snippet-edge proposal
 ``[t, t + d + 1]``. There are ``n_valid = sum_{d < D'} (L - d)`` of them: 8,256 for
-L = D = 128, 6,176 for L = 128, D = 64 (etad.md §2.3).
+L = D = 128, 6,176 for L = 128, D = 64 (sming256/ETAD, lib/dataset/anet_1_3/dataset.py
+``_get_mask``).
 
-Count rules (``K = int(n_valid * ratio)``, at least 1), etad.md §4:
+Count rules (``K = int(n_valid * ratio)``, at least 1), as in sming256/ETAD lib/utils/sampler.py:
 
 * ``random``: K distinct valid cells, uniformly without replacement, in random order
   (495 of 8,256 at 6 %).

@@ -2,8 +2,8 @@
 
 ETAD's official code calls ``torchvision.ops.roi_align`` on a ``(B, C, T, 1)`` pseudo-image with
 boxes ``(b, x1, 0, x2, 1)``, ``output_size=(P, 1)``, ``spatial_scale=1`` and
-``sampling_ratio=-1`` (etad.md §2.4 item 3). On that degenerate height axis the kernel reduces to
-this 1-D rule, reproduced here for one RoI ``[x1, x2]``:
+``sampling_ratio=-1`` (sming256/ETAD, lib/models/detector/pem.py). On that degenerate height
+axis the kernel reduces to this 1-D rule, reproduced here for one RoI ``[x1, x2]``:
 
 * ``offset = 0.5 if aligned else 0``; ``start = x1 - offset``; ``width = x2 - x1``;
   without ``aligned`` the width is forced to at least 1.

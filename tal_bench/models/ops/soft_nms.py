@@ -1,6 +1,7 @@
 """Gaussian soft-NMS for 1-D segments, in pure PyTorch.
 
-The rule of ETAD/BMN (etad.md §7.1 item 4): repeatedly pick the segment with the highest
+The rule of ETAD/BMN (sming256/ETAD, lib/utils/misc.py, called from
+lib/dataset/anet_1_3/post_det.py): repeatedly pick the segment with the highest
 (current) score, keep it, and decay every remaining segment whose tIoU with it exceeds
 ``iou_threshold`` by ``exp(-tIoU**2 / sigma)``. Note ``sigma`` divides tIoU² directly (not
 ``2 sigma²``), as in the official code and OpenTAD's ``nms_1d_cpu`` method 2.
