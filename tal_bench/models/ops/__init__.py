@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from tal_bench.models.ops.dps import (
-    STRATEGIES,
     expected_count,
     num_samples,
     num_valid_cells,
@@ -14,7 +13,6 @@ from tal_bench.models.ops.roi_align_1d import roi_align_1d, roi_align_1d_weights
 from tal_bench.models.ops.soft_nms import segment_iou, soft_nms
 
 __all__ = [
-    "STRATEGIES",
     "expected_count",
     "num_samples",
     "num_valid_cells",

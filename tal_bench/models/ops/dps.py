@@ -29,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-STRATEGIES = ("random", "grid", "block")
+from tal_bench.config import SAMPLING_STRATEGIES
 
 
 def num_valid_cells(length: int, max_duration: int) -> int:
@@ -81,8 +81,9 @@ def check_dps(ratio: float, strategy: str) -> None:
     """Raise ValueError unless ``0 < ratio <= 1`` and ``strategy`` is known."""
     if not 0.0 < ratio <= 1.0:
         raise ValueError(f"DPS ratio must be in (0, 1], got {ratio}")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown DPS strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    if strategy not in SAMPLING_STRATEGIES:
+        use = ", ".join(SAMPLING_STRATEGIES)
+        raise ValueError(f"unknown DPS strategy {strategy!r}; use one of {use}")
 
 
 def sample_cells(
