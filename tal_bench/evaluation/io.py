@@ -16,13 +16,15 @@ skips a GT only when ``tiou < threshold``, never true for NaN (activitynet/Activ
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tal_bench.data.annotations import atomic_write_json, read_json
+from tal_bench.data.annotations import read_json
 from tal_bench.errors import TalBenchError
+from tal_bench.runtime import atomic_write_text
 from tal_bench.types import Detections
 
 CSV_COLUMNS = ("video-id", "t-start", "t-end", "label", "score")
@@ -272,4 +274,4 @@ def write_predictions_json(dets: Detections, path: str | Path, version: str = "t
             {"label": label, "score": score, "segment": [start, end]}
         )
     payload = {"version": version, "results": results, "external_data": {"used": False}}
-    atomic_write_json(payload, path)
+    atomic_write_text(path, json.dumps(payload))
