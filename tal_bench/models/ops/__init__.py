@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from tal_bench.models.ops.dps import (
-    expected_count,
     num_samples,
     num_valid_cells,
     sample_cells,
@@ -13,7 +12,6 @@ from tal_bench.models.ops.roi_align_1d import roi_align_1d, roi_align_1d_weights
 from tal_bench.models.ops.soft_nms import segment_iou, soft_nms
 
 __all__ = [
-    "expected_count",
     "num_samples",
     "num_valid_cells",
     "roi_align_1d",

@@ -64,19 +64,6 @@ def num_samples(length: int, max_duration: int, ratio: float) -> int:
     return max(1, int(num_valid_cells(length, max_duration) * ratio))
 
 
-def expected_count(length: int, max_duration: int, ratio: float, strategy: str) -> int | None:
-    """Exact number of cells ``sample_cells`` returns, or None when it is random (block)."""
-    check_dps(ratio, strategy)
-    if ratio >= 1.0:
-        return num_valid_cells(length, max_duration)
-    if strategy == "random":
-        return num_samples(length, max_duration, ratio)
-    if strategy == "grid":
-        return int(_grid_cells(length, max_duration, ratio)[0].numel())
-    side = _block_side(length, max_duration, ratio)
-    return side * side if min(max_duration, length) >= 2 * side else None
-
-
 def check_dps(ratio: float, strategy: str) -> None:
     """Raise ValueError unless ``0 < ratio <= 1`` and ``strategy`` is known."""
     if not 0.0 < ratio <= 1.0:
