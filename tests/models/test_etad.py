@@ -11,7 +11,7 @@ from tal_bench.config import from_dict
 from tal_bench.errors import TalBenchError
 from tal_bench.models import create_model, get_spec
 from tal_bench.models.etad import EtadConfig, build
-from tal_bench.models.etad_post import postprocess_item
+from tal_bench.models.etad_post import postprocess_items
 from tal_bench.models.ops.dps import num_valid_cells
 from tal_bench.pipelines.resolve import resolve_run_config
 
@@ -126,12 +126,13 @@ def test_postprocess_boundary_filter_and_empty_input() -> None:
     start = torch.tensor([0.1, 0.2, 0.9, 0.2, 0.1, 0.1, 0.1, 0.1])
     end = torch.tensor([0.1, 0.1, 0.1, 0.1, 0.2, 0.3, 0.9, 0.1])
     anchors = torch.tensor([[2.4, 6.7], [3.0, 6.0], [0.2, 7.9], [2.0, 5.0]])  # edge units
-    det = postprocess_item(anchors, torch.tensor([0.9, 0.8, 0.7, 0.6]), start, end, 0.3, 10)
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    det = postprocess_items([(anchors, scores, start, end)], 0.3, 10)[0]
     # kept: [2.4, 6.7] (floors 2 / 6) and [0.2, 7.9] (0 / 7); grid = edge - 0.5, clipped.
     assert det.segments.flatten().tolist() == pytest.approx([1.9, 6.2, -0.3, 7.4])
     iou = 4.3 / 7.7  # [2.4, 6.7] vs [0.2, 7.9]
     assert det.scores.tolist() == pytest.approx([0.9, 0.7 * math.exp(-(iou**2) / 0.3)], rel=1e-5)
-    empty = postprocess_item(torch.zeros(0, 2), torch.zeros(0), start, end, 0.3, 10)
+    empty = postprocess_items([(torch.zeros(0, 2), torch.zeros(0), start, end)], 0.3, 10)[0]
     assert empty.segments.shape == (0, 2) and empty.labels.numel() == 0
 
 
