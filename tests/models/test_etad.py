@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from modelhelpers import fit_steps
 
 from tal_bench.config import from_dict
 from tal_bench.errors import TalBenchError
@@ -187,15 +188,7 @@ def _train(steps: int, seed: int = 0) -> list[float]:
     torch.manual_seed(seed)
     model = build(EtadConfig(**TINY, dps_ratio=0.2), 8, 1)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    items = [_item(seed=0), _item(valid=28, seed=1)]
-    losses = []
-    for _ in range(steps):
-        loss = model.training_step(items)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
+    return fit_steps(model, [_item(seed=0), _item(valid=28, seed=1)], steps, opt)
 
 
 def test_few_steps_on_a_fixed_batch_lower_the_loss() -> None:
