@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from modelhelpers import fit_steps
+from modelhelpers import fit_steps, window_item
 
 from tal_bench.config import from_dict
 from tal_bench.errors import TalBenchError
@@ -30,20 +30,7 @@ def _one_thread():
 
 
 def _item(length: int = 32, valid: int | None = None, c_in: int = 8, seed: int = 0) -> dict:
-    gen = torch.Generator().manual_seed(seed)
-    valid = length if valid is None else valid
-    mask = torch.arange(length) < valid
-    return {
-        "video_id": f"v{seed}",
-        "feats": torch.randn(c_in, length, generator=gen) * mask,
-        "mask": mask,
-        "segments": torch.tensor([[3.0, 9.0], [14.0, 21.0]]),
-        "labels": torch.zeros(2, dtype=torch.long),
-        "duration_s": 10.0,
-        "t0_s": 0.0,
-        "step_s": 0.25,
-        "window_start": 0,
-    }
+    return window_item(length, [[3.0, 9.0], [14.0, 21.0]], [0, 0], valid, c_in, seed)
 
 
 def _official_params(c_in: int, h: int = 256, r: int = 128, e: int = 512, f: int = 128) -> int:
