@@ -1,8 +1,7 @@
 """ETAD building blocks: feature module, temporal evaluation module, one PEM cascade stage.
 
 Follows the official ETAD design (sming256/ETAD ``lib/models/detector``) and the ETAD paper
-(Liu et al., "ETAD: A Unified Framework for Efficient Temporal Action Detection",
-CVPR-W 2023) §3; every width below is a config field (paper values in comments).
+(Liu et al., CVPRW 2023); every width below is a config field (paper values in comments).
 Proposals are handled in *snippet-edge* units: snippet i spans ``[i, i + 1]``, the map cell
 ``(d, t)`` is ``[t, t + d + 1]``.
 """
