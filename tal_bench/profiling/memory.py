@@ -75,8 +75,8 @@ def reset_peak_mem(device: str = "cpu") -> str:
     """Reset the peak-memory counter of ``device`` and name it: ``cuda_max_allocated``,
     ``cpu_vmhwm`` (``VmHWM``, reset) or ``cpu_ru_maxrss`` (no reset possible: the lifetime peak)."""
     if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
+        torch.cuda.synchronize()  # the current device, which peak_mem_mib reads
+        torch.cuda.reset_peak_memory_stats()
         return "cuda_max_allocated"
     reset = reset_peak_rss() and _status_kib("VmHWM") is not None
     return "cpu_vmhwm" if reset else "cpu_ru_maxrss"
