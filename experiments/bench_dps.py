@@ -33,26 +33,10 @@ import json
 import statistics
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from _workers import add_common_args, run_worker
 
 RATIOS = (0.06, 1.0)
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
 
 
 def _batches(args: argparse.Namespace, n_batches: int) -> list[list[dict]]:
@@ -90,6 +74,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     from tal_bench.models import create_model
     from tal_bench.pipelines.resolve import resolve_run_config
+    from tal_bench.profiling.memory import current_rss_mib, peak_mem_mib, reset_peak_mem
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -99,8 +84,8 @@ def worker(args: argparse.Namespace) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4)
     batches = _batches(args, args.warmup + args.steps)
     params = sum(p.numel() for p in model.parameters())
-    exact_peak = _reset_peak_rss()
-    base_kib = _status_kib("VmRSS")
+    rss_kind = reset_peak_mem("cpu")
+    base_mib = current_rss_mib()
     times_s, cpu_s, proposals = [], [], []
     for i, items in enumerate(batches):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -113,7 +98,7 @@ def worker(args: argparse.Namespace) -> dict:
             times_s.append(elapsed)
             cpu_s.append(cpu)
             proposals.append(int(out["num_proposals"]))
-    peak_kib = _status_kib("VmHWM")
+    peak_mib = peak_mem_mib(rss_kind)
     return {
         "ratio": args.ratio,
         "strategy": args.strategy,
@@ -122,10 +107,10 @@ def worker(args: argparse.Namespace) -> dict:
         "step_ms_median": 1000 * statistics.median(times_s),
         "step_ms_all": [round(1000 * t, 1) for t in times_s],
         "step_cpu_ms_median": 1000 * statistics.median(cpu_s),
-        "peak_mib": (peak_kib - base_kib) / 1024,
+        "peak_mib": peak_mib - base_mib,
         "state_mib": 3 * params * 4 / 2**20,  # fp32 gradients + Adam exp_avg + exp_avg_sq
-        "baseline_rss_mib": base_kib / 1024,
-        "peak_reset": exact_peak,
+        "baseline_rss_mib": base_mib,
+        "peak_reset": rss_kind == "cpu_vmhwm",
     }
 
 

@@ -64,7 +64,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     from tal_bench.models import create_model
     from tal_bench.pipelines.resolve import resolve_run_config
-    from tal_bench.profiling.memory import TensorPeak, current_rss_mib, peak_rss_mib, reset_peak_rss
+    from tal_bench.profiling.memory import TensorPeak, current_rss_mib, peak_mem_mib, reset_peak_mem
     from tal_bench.train.optim import make_optimizer
 
     torch.set_num_threads(args.threads)
@@ -92,7 +92,7 @@ def worker(args: argparse.Namespace) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-    reset_peak_rss()
+    rss_kind = reset_peak_mem("cpu")
     base_mib = current_rss_mib()
     times_s, cpu_s = [], []
     for _ in range(args.steps):
@@ -108,7 +108,7 @@ def worker(args: argparse.Namespace) -> dict:
         "step_ms_median": 1000 * statistics.median(times_s),
         "step_ms_all": [round(1000 * t, 1) for t in times_s],
         "step_cpu_ms_median": 1000 * statistics.median(cpu_s),
-        "rss_mib": peak_rss_mib() - base_mib,
+        "rss_mib": peak_mem_mib(rss_kind) - base_mib,
         "encoder_params": sum(p.numel() for p in model.encoder.parameters()),
         "encoder_trainable": sum(p.numel() for p in model.encoder.trainable()),
     }  # fmt: skip

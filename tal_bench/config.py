@@ -183,6 +183,9 @@ def config_hash(data: Any, length: int = 12) -> str:
 
 
 AUTO = "auto"  # a config value meaning "the dataset's" / "the detector's", resolved per run
+# ETAD's sampling strategies (DPS over the proposal map, EGS over the snippets), here so that the
+# sampling-ratio grid checks its options without importing the models
+SAMPLING_STRATEGIES = ("random", "grid", "block")
 
 
 @dataclasses.dataclass

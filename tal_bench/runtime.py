@@ -16,6 +16,10 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import tempfile
+from pathlib import Path
+
+from tal_bench.errors import TalBenchError
 
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
@@ -61,3 +65,37 @@ def _umask() -> int:
 # mkstemp creates 0600 files; records and reports are meant to be shared like any file
 # written with open(): 0666 minus the umask at import time.
 FILE_MODE = 0o666 & ~_umask()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` so that readers see the old or the new file, never a
+    mix: a temp file in the same folder (made if missing), fsync, ``os.replace``.
+
+    Raises:
+        TalBenchError: the folder cannot be written.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise unwritable(path.parent, exc) from None
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise unwritable(path.parent, exc) from None
+        raise
+
+
+def unwritable(where: Path, exc: OSError) -> TalBenchError:
+    """The one-line error for a folder that cannot be written."""
+    return TalBenchError(
+        f"cannot write to {where} ({exc.strerror or exc}); choose a writable --out directory"
+    )

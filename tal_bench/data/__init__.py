@@ -26,11 +26,10 @@ _MODULES = {
         "dataset_name",
         "dataset_protocol",
         "describe_datasets",
-        "list_datasets",
         "open_dataset",
         "open_folder_dataset",
     ),
-    "features": ("ArrayStore", "FeatureMeta", "FeatureStore", "load_feature_file"),
+    "features": ("ArrayStore", "FeatureMeta", "FeatureStore"),
     "fractions": ("FractionDraw", "sample_fraction"),
     "frames": ("FramesDataset",),
     "items": (

@@ -11,23 +11,23 @@ Supported layouts (all ``{"database": {video_id: {...}}}``), told apart by their
 * ``gtad``: G-TAD's ``thumos_gt.json`` (segments stored as strings, no ``duration``).
 
 ``Ambiguous`` rows (THUMOS'14) are skipped everywhere and counted in ``Annotations.meta``.
-Facts: /work/shared/data/annotations/README.md and shared/research/evaluation.md (P5, P7).
+THUMOS'14 variants: ActionFormer (happyharrycn/actionformer_release, data/thumos/annotations)
+drops ``Ambiguous``; the official ``eval_detection.py`` (activitynet/ActivityNet) matches the
+subset string exactly, ActionFormer lower-cases it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tal_bench.errors import TalBenchError
-from tal_bench.runtime import FILE_MODE
+from tal_bench.runtime import atomic_write_text
 from tal_bench.types import Annotations, VideoRecord
 
 AMBIGUOUS_LABEL = "Ambiguous"
@@ -313,7 +313,7 @@ def write_actionformer_json(ann: Annotations, path: str | Path, version: str | N
         "classes": list(ann.classes),
         "database": database,
     }
-    atomic_write_json(payload, path)
+    atomic_write_text(path, json.dumps(payload))
 
 
 def _video_entry(v: VideoRecord, index: dict[str, int]) -> dict[str, Any]:
@@ -333,18 +333,3 @@ def _video_entry(v: VideoRecord, index: dict[str, int]) -> dict[str, Any]:
         entry["fps"] = v.fps
     entry["annotations"] = annotations
     return entry
-
-
-def atomic_write_json(obj: Any, path: str | Path) -> None:
-    """Write ``obj`` as JSON to ``path`` via a temp file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -481,11 +481,6 @@ def open_dataset(data: Any) -> TalDataset:
     return create_dataset(data.dataset, data.root, **geometry)
 
 
-def list_datasets() -> list[str]:
-    """Sorted registered dataset names."""
-    return DATASETS.names()
-
-
 def dataset_protocol(name: str) -> DatasetProtocol:
     """The protocol of registered dataset ``name`` (without opening it), or of a folder (read
     from its dataset.toml and annotation file)."""

@@ -106,38 +106,6 @@ def open_h5(path: str | Path) -> Iterator[Any]:
         yield fh
 
 
-def load_feature_file(path: str | Path, video_id: str | None = None) -> np.ndarray:
-    """Load one whole feature array from a ``.npy``, ``.pt`` or ``.h5`` file.
-
-    Args:
-        path: the file. For ``.h5`` files ``video_id`` names the dataset inside it.
-        video_id: dataset key inside an ``.h5`` file (ignored for the other formats).
-
-    Returns:
-        ``(T, C)`` float32 array with only finite values.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        arr = read_npy(path, mmap=False)
-    elif suffix == ".pt":
-        arr = _load_pt(path)
-    elif suffix in (".h5", ".hdf5"):
-        if video_id is None:
-            raise TalBenchError(f"{path}: an .h5 feature file needs the video id of the dataset")
-        with open_h5(path) as fh:
-            if video_id not in fh:
-                raise TalBenchError(f"{path} has no dataset {video_id!r}")
-            arr = np.asarray(fh[video_id][()])
-    else:
-        raise TalBenchError(
-            f"unsupported feature file {path.name}; use one of {', '.join(FEATURE_SUFFIXES)}"
-        )
-    arr = np.asarray(_as_2d(arr, str(path)), dtype=np.float32)
-    _check_finite(arr, str(path))
-    return arr
-
-
 def _load_pt(path: Path) -> np.ndarray:
     """A ``.pt`` file holding one tensor (never unpickles arbitrary objects)."""
     import torch  # only .pt features need it

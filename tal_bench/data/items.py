@@ -10,12 +10,14 @@ at grid coordinate x = i and ``t_s = t0_s + x * step_s``.
   segment is kept only if at least ``window_min_inside`` of it (OpenTAD 90 %, TadTR 75 %) lies
   inside the window, and is then truncated to the window; training drops windows with none.
 * ``resize`` (ActivityNet, ETAD): the whole video is resampled to ``resize_len`` bins with
-  torchvision ``roi_align(aligned=True)`` semantics over the box [0, T] (etad.md section 1.1):
+  torchvision ``roi_align(aligned=True)`` semantics over the box [0, T] (sming256/ETAD,
+  lib/dataset/anet_1_3/dataset.py):
   each bin is the mean of ceil(T / L) linearly interpolated samples evenly placed in the bin.
   Bin b covers seconds [b, b + 1] * duration / L, so t0_s = step_s / 2 (its centre).
 * ``full`` (ActionFormer): whole videos of variable length; in training a random crop of at most
   ``max_len`` features (90-100 % of shorter videos) that keeps >= 50 % of at least one action,
-  tried up to 200 times, as ActionFormer's ``truncate_feats`` does (baselines.md section 3).
+  tried up to 200 times, as ActionFormer's ``truncate_feats`` does
+  (happyharrycn/actionformer_release, libs/datasets/data_utils.py).
 """
 
 from __future__ import annotations

@@ -10,19 +10,21 @@ Read:
   an all-integer ``label`` column is read as class ids.
 
 Every segment must have end > start and finite numbers: zero-length or reversed predictions make
-the official tIoU NaN, which counts as a match (shared/research/evaluation.md P8).
+the official tIoU NaN (0/0 in ``segment_iou``), which counts as a match: ``eval_detection.py``
+skips a GT only when ``tiou < threshold``, never true for NaN (activitynet/ActivityNet).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tal_bench.data.annotations import atomic_write_json, read_json
+from tal_bench.data.annotations import read_json
 from tal_bench.errors import TalBenchError
-from tal_bench.evaluation.factorize import factorize
+from tal_bench.runtime import atomic_write_text
 from tal_bench.types import Detections
 
 CSV_COLUMNS = ("video-id", "t-start", "t-end", "label", "score")
@@ -43,16 +45,16 @@ def make_detections(
     Returns:
         The ``Detections``; its ``video_ids`` and ``classes`` in order of first appearance.
     """
-    video_idx, video_names = factorize(np.asarray(video_ids, dtype=object).astype(str))
-    label_idx, label_names = factorize(np.asarray(labels, dtype=object).astype(str))
+    video_idx, video_names = _factorize(video_ids)
+    label_idx, label_names = _factorize(labels)
     dets = Detections(
-        video_idx=video_idx.astype(np.int64),
+        video_idx=video_idx,
         t_start_s=np.asarray(t_start_s, dtype=np.float64).reshape(-1),
         t_end_s=np.asarray(t_end_s, dtype=np.float64).reshape(-1),
-        label_idx=label_idx.astype(np.int64),
+        label_idx=label_idx,
         scores=np.asarray(scores, dtype=np.float64).reshape(-1),
-        video_ids=[str(v) for v in video_names],
-        classes=[str(c) for c in label_names],
+        video_ids=video_names,
+        classes=label_names,
     )
     fields = (dets.video_idx, dets.t_start_s, dets.t_end_s, dets.label_idx, dets.scores)
     if len({len(f) for f in fields}) != 1:
@@ -60,6 +62,16 @@ def make_detections(
             "detections: video_ids, starts, ends, labels and scores differ in length"
         )
     return dets
+
+
+def _factorize(values: Any) -> tuple[np.ndarray, list[str]]:
+    """(N,) int64 codes of ``values`` as strings and the distinct strings, first appearance
+    first: ``pandas.factorize`` without importing pandas, which alone costs more than a whole
+    THUMOS evaluation (``talbench evaluate`` starts in well under a second)."""
+    items = np.asarray(values, dtype=object).astype(str).tolist()
+    uniques = list(dict.fromkeys(items))
+    index = {value: i for i, value in enumerate(uniques)}
+    return np.fromiter(map(index.__getitem__, items), np.int64, len(items)), uniques
 
 
 def row_names(dets: Detections) -> tuple[np.ndarray, np.ndarray]:
@@ -262,4 +274,4 @@ def write_predictions_json(dets: Detections, path: str | Path, version: str = "t
             {"label": label, "score": score, "segment": [start, end]}
         )
     payload = {"version": version, "results": results, "external_data": {"used": False}}
-    atomic_write_json(payload, path)
+    atomic_write_text(path, json.dumps(payload))

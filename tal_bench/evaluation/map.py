@@ -16,7 +16,6 @@ import numpy as np
 
 from tal_bench.data.annotations import select_subset
 from tal_bench.errors import TalBenchError
-from tal_bench.evaluation.factorize import factorize
 from tal_bench.evaluation.tiou import check_thresholds, pairwise_tiou
 from tal_bench.types import Annotations, Detections
 
@@ -190,7 +189,8 @@ def prepare_ground_truth(gt: Annotations, subset: str, dedup: bool = False) -> G
             f"subset {subset!r}: de-duplication removed every GT instance (all shorter than "
             f"{DEDUP_TOL_S} s); evaluate without --dedup"
         )
-    cls, classes = factorize(labels[keep])  # (G,) class codes, classes in order of appearance
+    classes = list(dict.fromkeys(labels[keep].tolist()))  # first-appearance order, as there
+    cls = _lookup(classes, labels[keep].tolist())[:-1]  # (G,) class of each GT row
     vid = np.repeat(np.arange(len(videos)), [len(seg) for seg in segs])[keep]  # (G,)
     start, end = np.concatenate(segs)[keep].T  # (G,) each
     order = np.lexsort((start, vid, cls))  # stable: file order among equal starts

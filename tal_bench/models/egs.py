@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from tal_bench.config import SAMPLING_STRATEGIES
 from tal_bench.errors import TalBenchError
 from tal_bench.models.encoders.pretrain import ensure_pretrained, load_weights
 from tal_bench.models.encoders.resnet import EncoderConfig, VideoEncoder
@@ -55,7 +56,6 @@ from tal_bench.types import VideoItem
 if TYPE_CHECKING:
     from tal_bench.data.datasets import TalDataset
 
-STRATEGIES = dps.STRATEGIES
 VARIANTS = ("single", "chunked")
 
 
@@ -100,8 +100,9 @@ def select_snippets(
         (K,) int64; ``random`` in random order (consecutive groups of ``chunk`` form the
         chunked variant's chunks), the others ascending.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown EGS strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    if strategy not in SAMPLING_STRATEGIES:
+        use = ", ".join(SAMPLING_STRATEGIES)
+        raise ValueError(f"unknown EGS strategy {strategy!r}; use one of {use}")
     k = egs_count(length, ratio, chunk)
     if k == 0:
         return torch.zeros(0, dtype=torch.long)

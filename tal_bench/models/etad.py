@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import nn
 
+from tal_bench.config import SAMPLING_STRATEGIES
+from tal_bench.data.items import stack_items
 from tal_bench.errors import TalBenchError
 from tal_bench.models.base import ModelSpec, PostDecl
 from tal_bench.models.egs import VARIANTS, EgsEncoder
@@ -34,7 +36,7 @@ from tal_bench.models.etad_losses import (
 from tal_bench.models.etad_modules import FeatureModule, PemStage, TemporalEvaluation
 from tal_bench.models.etad_modules import refine_anchors as _refine
 from tal_bench.models.etad_post import postprocess_items
-from tal_bench.models.ops.dps import STRATEGIES, sample_cells, valid_cells
+from tal_bench.models.ops.dps import sample_cells, valid_cells
 from tal_bench.models.ops.roi_align_1d import reuse_tables
 from tal_bench.registry import MODELS
 from tal_bench.types import ItemDetections, VideoItem
@@ -45,7 +47,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EtadConfig:
-    """ETAD hyperparameters; defaults are the official ActivityNet design (etad.md §2, §6)."""
+    """ETAD hyperparameters; defaults are the official ActivityNet design (sming256/ETAD,
+    lib/models/detector/, configs/anet/)."""
 
     feature_module: Literal["lstm", "conv", "transformer"] = "lstm"  # Table 4(a) ablation
     hidden_dim: int = 256  # feature-module width (LSTM hidden size)
@@ -84,7 +87,10 @@ class EtadConfig:
         self.encoder.check()
         checks = [
             (0.0 <= self.egs_ratio <= 1.0, "model.egs_ratio must be in [0, 1], e.g. 0.1"),
-            (self.egs_strategy in STRATEGIES, "model.egs_strategy must be random, grid or block"),
+            (
+                self.egs_strategy in SAMPLING_STRATEGIES,
+                "model.egs_strategy must be random, grid or block",
+            ),
             (self.egs_variant in VARIANTS, "model.egs_variant must be single or chunked"),
             (
                 self.egs_chunk >= 1 and self.encoder_batch >= 1,
@@ -99,7 +105,10 @@ class EtadConfig:
                 self.feature_module in ("lstm", "conv", "transformer"),
                 "model.feature_module must be lstm, conv or transformer",
             ),
-            (self.dps_strategy in STRATEGIES, "model.dps_strategy must be random, grid or block"),
+            (
+                self.dps_strategy in SAMPLING_STRATEGIES,
+                "model.dps_strategy must be random, grid or block",
+            ),
             (0.0 < self.dps_ratio <= 1.0, "model.dps_ratio must be in (0, 1], e.g. 0.06"),
             (
                 1 <= self.num_stages <= len(self.stage_iou_thresholds),
@@ -131,18 +140,6 @@ class EtadConfig:
 
 
 DenseOut = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def stack_feats(items: list[VideoItem], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad item features to a batch: (B, C, T) features and (B, T) bool mask."""
-    length = max(int(it["feats"].shape[-1]) for it in items)
-    feats = torch.zeros(len(items), items[0]["feats"].shape[0], length, device=device)
-    mask = torch.zeros(len(items), length, dtype=torch.bool, device=device)
-    for b, it in enumerate(items):
-        t_b = it["feats"].shape[-1]
-        feats[b, :, :t_b] = it["feats"].to(device=device, dtype=torch.float32)
-        mask[b, :t_b] = it["mask"].to(device)
-    return feats, mask  # (B, C, T), (B, T)
 
 
 class Etad(nn.Module):
@@ -203,7 +200,8 @@ class Etad(nn.Module):
             return self.encoder(items, device)
         if items[0]["feats"].shape[0] == 0:
             raise TalBenchError("the items hold frames: set model.encoder.kind=tsm (--preset egs)")
-        return stack_feats(items, device)
+        feats, mask = stack_items(items)  # (B, C, T), (B, T)
+        return feats.to(device), mask.to(device)
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device

@@ -1,4 +1,4 @@
-"""ETAD targets and losses, as in the official code (etad.md §3).
+"""ETAD targets and losses, as in the official code (sming256/ETAD, lib/loss/model_loss.py).
 
 Units: snippet edges (snippet i spans ``[i, i + 1]``; an item's grid coordinate x maps to the
 edge coordinate x + 0.5). All balancing is over the whole batch, flattened. Random keep-masks
@@ -58,7 +58,7 @@ def tem_targets(gt_list: list[torch.Tensor], length: int) -> torch.Tensor:
 
 
 def balanced_bce(prob: torch.Tensor, target: torch.Tensor, pos_thresh: float = 0.5) -> torch.Tensor:
-    """Batch-balanced BCE: ½·mean over positives + ½·mean over negatives (etad.md §3.2).
+    """Batch-balanced BCE: ½·mean over positives + ½·mean over negatives (model_loss.py).
 
     Args:
         prob: (N,) probabilities.
@@ -80,7 +80,7 @@ def balanced_bce(prob: torch.Tensor, target: torch.Tensor, pos_thresh: float = 0
 def sampled_bce(
     prob: torch.Tensor, pos: torch.Tensor, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """BCE with negatives kept at probability N_pos / N_neg (about 1:1), etad.md §3.3 item 1.
+    """BCE with negatives kept at probability N_pos / N_neg (about 1:1) (model_loss.py).
 
     Args:
         prob: (N,) probabilities.
@@ -163,7 +163,7 @@ def assign_gt(
 
 
 def regression_targets(anchors: torch.Tensor, gt: torch.Tensor, scale: float) -> torch.Tensor:
-    """(Δs*, Δe*, Δc*, Δw*) of etad.md §3.3; lengths floored at 1e-6 of the normalised map.
+    """(Δs*, Δe*, Δc*, Δw*) of model_loss.py; lengths floored at 1e-6 of the normalised map.
 
     Args:
         anchors: (N, 2) stage input anchors.
@@ -205,7 +205,7 @@ def stage_loss(
     weights: LossWeights | None = None,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Loss of one cascade stage (etad.md §3.3), unweighted terms plus the weighted total.
+    """Loss of one cascade stage (model_loss.py), unweighted terms plus the weighted total.
 
     Args:
         anchors: (N, 2) the stage's input anchors.

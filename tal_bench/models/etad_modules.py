@@ -1,7 +1,7 @@
 """ETAD building blocks: feature module, temporal evaluation module, one PEM cascade stage.
 
-Follows the official ETAD design (sming256/ETAD ``lib/models/detector``) as written down in
-/work/shared/research/etad.md §2; every width below is a config field (paper values in comments).
+Follows the official ETAD design (sming256/ETAD ``lib/models/detector``) and the ETAD paper
+(Liu et al., CVPRW 2023); every width below is a config field (paper values in comments).
 Proposals are handled in *snippet-edge* units: snippet i spans ``[i, i + 1]``, the map cell
 ``(d, t)`` is ``[t, t + d + 1]``.
 """
@@ -32,7 +32,7 @@ def conv_gn_relu(c_in: int, c_out: int, kernel: int, groups: int, gn_groups: int
 
 
 def mlp_head(c_in: int, fc_dim: int, c_out: int) -> nn.Sequential:
-    """Three Linear(->fc_dim)+ReLU layers then an output Linear (etad.md §2.4 item 5)."""
+    """Three Linear(->fc_dim)+ReLU layers then an output Linear (official ``pem.py``)."""
     return nn.Sequential(
         nn.Linear(c_in, fc_dim),
         nn.ReLU(inplace=True),
@@ -49,7 +49,7 @@ class DirectionalLSTM(nn.Module):
 
     def __init__(self, dim: int, reverse: bool) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(dim, dim)  # sequence-first, unmasked (etad.md §9 item 8)
+        self.lstm = nn.LSTM(dim, dim)  # sequence-first, unmasked (official ``feature.py``)
         self.reverse = reverse
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,7 +103,8 @@ def _context(kind: str, cfg: EtadConfig, reverse: bool) -> nn.Module:
 
 
 class FeatureModule(nn.Module):
-    """LSTM-boosted temporal aggregation (etad.md §2.1); ``feature_module`` picks the ablation."""
+    """LSTM-boosted temporal aggregation (official ``feature.py``); ``feature_module`` picks the
+    ablation."""
 
     def __init__(self, input_dim: int, cfg: EtadConfig) -> None:
         super().__init__()
@@ -126,7 +127,7 @@ class FeatureModule(nn.Module):
 
 
 class TemporalEvaluation(nn.Module):
-    """Startness/endness head (etad.md §2.2): (B, H, T) -> (B, 2, T) probabilities."""
+    """Startness/endness head (official ``detector.py``): (B, H, T) -> (B, 2, T) probabilities."""
 
     def __init__(self, cfg: EtadConfig) -> None:
         super().__init__()
@@ -225,7 +226,7 @@ def _bin_major_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 
 def refine_anchors(anchors: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
-    """Average of the start/end and centre/width decodings (etad.md §2.4 item 6), detached.
+    """Average of the start/end and centre/width decodings (official ``pem.py``), detached.
 
     Args:
         anchors: (N, 2) ``[s, e]``.

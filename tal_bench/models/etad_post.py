@@ -1,4 +1,5 @@
-"""ETAD inference post-processing for one item (etad.md §7.1).
+"""ETAD inference post-processing for one item (sming256/ETAD,
+lib/dataset/anet_1_3/post_det.py).
 
 BMN-style boundary selection keeps a proposal only when the startness at ``floor(s)`` and the
 endness at ``floor(e)`` (snippet-edge units, clamped to the valid steps) are peaks or above half
@@ -34,42 +35,23 @@ def boundary_mask(prob: torch.Tensor, force_first: bool) -> torch.Tensor:
     return mask
 
 
-def postprocess_item(
-    anchors: torch.Tensor,
-    scores: torch.Tensor,
-    startness: torch.Tensor,
-    endness: torch.Tensor,
-    sigma: float,
-    max_keep: int,
-) -> ItemDetections:
-    """Turn one item's scored proposals into detections.
-
-    Args:
-        anchors: (N, 2) refined proposals in snippet-edge units (all from valid cells).
-        scores: (N,) ``p_iou_cls * p_iou_reg``.
-        startness: (L,) TEM startness over the item's valid steps.
-        endness: (L,) TEM endness over the item's valid steps.
-        sigma: soft-NMS Gaussian width.
-        max_keep: detections kept (soft-NMS budget = top-k).
-
-    Returns:
-        ``ItemDetections`` in grid coordinates, sorted by decayed score, labels -1.
-    """
-    return postprocess_items([(anchors, scores, startness, endness)], sigma, max_keep)[0]
-
-
 def postprocess_items(
     items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]],
     sigma: float,
     max_keep: int,
 ) -> list[ItemDetections]:
-    """:func:`postprocess_item` of many items, their soft-NMS loops vectorised together.
+    """Turn each item's scored proposals into detections, the soft-NMS loops of all items
+    vectorised together (each item's result is that of the item alone).
 
     Args:
-        items: per item ``(anchors, scores, startness, endness)`` as :func:`postprocess_item`.
+        items: per item ``(anchors, scores, startness, endness)``: (N, 2) refined proposals in
+            snippet-edge units (all from valid cells), (N,) ``p_iou_cls * p_iou_reg``, and the
+            (L,) TEM startness and endness over the item's valid steps.
+        sigma: soft-NMS Gaussian width.
+        max_keep: detections kept per item (soft-NMS budget = top-k).
 
     Returns:
-        one ``ItemDetections`` per item, each equal to :func:`postprocess_item` of it alone.
+        one ``ItemDetections`` per item in grid coordinates, sorted by decayed score, labels -1.
     """
     filtered = [_boundary_filter(*item) for item in items]  # (N_i, 2) float64, (N_i,)
     picks = soft_nms_groups(filtered, sigma=sigma, max_keep=max_keep)

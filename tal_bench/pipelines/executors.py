@@ -19,7 +19,7 @@ executor ran them (only ``executor`` and the timing columns differ).
 * ``inline``: this process, one cell after another; for debugging (no isolation, no timeouts).
 
 Ray and submitit are optional extras (``pip install "tal-bench[ray]"`` / ``"tal-bench[slurm]"``)
-and are imported only when their executor is used. Design and measured costs: ecosystem.md §5.
+and are imported only when their executor is used.
 """
 
 from __future__ import annotations

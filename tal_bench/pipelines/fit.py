@@ -21,7 +21,15 @@ import numpy as np
 import pandas as pd
 
 from tal_bench.errors import TalBenchError
-from tal_bench.fits import CURVES, Anchors, fit_curve, fit_range, project, trust_issues
+from tal_bench.fits import (
+    CURVES,
+    Anchors,
+    fit_curve,
+    fit_range,
+    project,
+    trust_issues,
+    trust_warning,
+)
 from tal_bench.fits.anchors import MIN_FIT_FRACTIONS
 from tal_bench.fits.io import (
     anchors_from_table,
@@ -199,7 +207,7 @@ def fit_anchors(
             "error": None
             if actual is None or chosen.get("projected") is None
             else chosen["projected"] - actual,
-            "warning": "do not trust this projection: " + "; ".join(issues) if issues else None,
+            "warning": trust_warning(part),
             "issues": issues,
             "methods": body["methods"],
             "backtest": body["backtest"],

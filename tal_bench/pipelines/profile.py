@@ -11,8 +11,8 @@ runs the long input its own native way, as its preset's ``DataConfig`` says:
 
 Every input length gives one row (:func:`profile_length`). The dense network and the
 post-processing are timed separately when the detector exposes ``forward_dense(feats, mask)``
-and ``postprocess(dense_out, mask)`` (ETAD does), or when ``profile_runners.RUNNERS`` has an
-adapter for it; otherwise ``predict`` is timed whole and the row says so. MACs count the
+and ``postprocess(dense_out, mask)`` (ETAD does); otherwise
+``predict`` is timed whole and the row says so. MACs count the
 dense network (all windows) when split, else the whole ``predict``.
 
 Length grids (:func:`parse_lengths`): ``30000`` (one length), ``100,1000,5000`` (as given),

@@ -3,8 +3,7 @@
 * :func:`make_items` cuts ``[B, C, L]`` features into windows / resized / full items with the
   item builder of training and evaluation (``tal_bench.data.items.build_items``).
 * :class:`Runner` times ``predict`` and, when the model has ``forward_dense(feats, mask)`` and
-  ``postprocess(dense_out, mask)`` (ETAD does), the two halves separately; ``RUNNERS`` holds
-  adapters for detectors without that split.
+  ``postprocess(dense_out, mask)`` (ETAD does), the two halves separately.
 * :func:`count_items` counts MACs of all items with both counters.
 """
 
@@ -87,15 +86,9 @@ class Runner:
         return self.model.postprocess(out, mask)
 
 
-# Adapters for detectors without their own forward_dense/postprocess split (ETAD has it).
-RUNNERS: dict[str, type[Runner]] = {}
-
-
 def make_runner(name: str, model: nn.Module, device: str) -> Runner:
-    """The model's own split if it has one, else a registered adapter, else plain predict."""
-    if hasattr(model, "forward_dense") and hasattr(model, "postprocess"):
-        return Runner(model, device)
-    return RUNNERS.get(name, Runner)(model, device)
+    """The runner of ``model``: its own dense/post split if it has one, else plain predict."""
+    return Runner(model, device)
 
 
 # ---------------------------------------------------------------------------- MACs

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from tal_bench.config import SAMPLING_STRATEGIES
 from tal_bench.errors import TalBenchError
 from tal_bench.pipelines.data_scaling import base_overrides
 from tal_bench.pipelines.grid import (
@@ -40,7 +41,6 @@ from tal_bench.pipelines.grid import (
 
 COMMAND = "sampling-ratio"
 KINDS = ("dps", "egs")
-STRATEGIES = ("random", "grid", "block")
 DEFAULT_RATIOS = "0.01,0.02,0.04,0.06,0.1,0.3,1.0"
 DEFAULT_EGS_RATIOS = "0,0.1,0.3,1.0"
 DEFAULT_STRATEGIES = "random,grid,block"
@@ -158,7 +158,7 @@ def build_sampling_ratio(
         ratios = DEFAULT_EGS_RATIOS if kind == "egs" else DEFAULT_RATIOS
     rs = parse_ratios(ratios, allow_zero=kind == "egs") if isinstance(ratios, str) else list(ratios)
     strats = (
-        parse_choices(strategies, STRATEGIES, "--strategies")
+        parse_choices(strategies, SAMPLING_STRATEGIES, "--strategies")
         if isinstance(strategies, str)
         else list(strategies)
     )

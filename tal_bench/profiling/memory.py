@@ -71,11 +71,24 @@ def reset_peak_rss() -> bool:
     return True
 
 
-def peak_rss_mib() -> float:
-    """The kernel's peak-RSS mark ``VmHWM`` (MiB) since :func:`reset_peak_rss`, else the
-    lifetime peak."""
-    kib = _status_kib("VmHWM")
-    return kib / 1024 if kib is not None else lifetime_peak_rss_mib()
+def reset_peak_mem(device: str = "cpu") -> str:
+    """Reset the peak-memory counter of ``device`` and name it: ``cuda_max_allocated``,
+    ``cpu_vmhwm`` (``VmHWM``, reset) or ``cpu_ru_maxrss`` (no reset possible: the lifetime peak)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()  # the current device, which peak_mem_mib reads
+        torch.cuda.reset_peak_memory_stats()
+        return "cuda_max_allocated"
+    reset = reset_peak_rss() and _status_kib("VmHWM") is not None
+    return "cpu_vmhwm" if reset else "cpu_ru_maxrss"
+
+
+def peak_mem_mib(kind: str) -> float:
+    """The peak (MiB) of the counter :func:`reset_peak_mem` named ``kind``."""
+    if kind == "cuda_max_allocated":
+        return torch.cuda.max_memory_allocated() / _MIB
+    if kind == "cpu_vmhwm":
+        return (_status_kib("VmHWM") or 0) / 1024
+    return lifetime_peak_rss_mib()
 
 
 def lifetime_peak_rss_mib() -> float:
@@ -118,7 +131,7 @@ class PeakMemory:
         self.device = torch.device(device)
         self.nvml = nvml
         self.result: MemoryPeaks | None = None
-        self._method = ""
+        self._kind = ""
         self._before = 0.0
 
     def __enter__(self) -> PeakMemory:
@@ -127,16 +140,12 @@ class PeakMemory:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.device)
         self._before = current_rss_mib()
-        ok = reset_peak_rss() and _status_kib("VmHWM") is not None
-        self._method = "vmhwm_clear_refs" if ok else "ru_maxrss_lifetime"
+        self._kind = reset_peak_mem("cpu")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._method == "vmhwm_clear_refs":
-            peak = (_status_kib("VmHWM") or 0) / 1024
-        else:
-            peak = lifetime_peak_rss_mib()
-        result = MemoryPeaks(peak, self._before, self._method)
+        method = "vmhwm_clear_refs" if self._kind == "cpu_vmhwm" else "ru_maxrss_lifetime"
+        result = MemoryPeaks(peak_mem_mib(self._kind), self._before, method)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             result.gpu_peak_allocated_mib = torch.cuda.max_memory_allocated(self.device) / _MIB

@@ -191,14 +191,6 @@ class UtilizationSampler:
             "util_samples": len(samples),
         }
 
-    def write_jsonl(self, path: str | Path) -> Path:
-        """Write all samples, one JSON object per line."""
-        path = Path(path)
-        with self._lock:
-            lines = [json.dumps(s) for s in self.samples]
-        path.write_text("".join(line + "\n" for line in lines))
-        return path
-
 
 def _weighted_mean(samples: list[dict[str, Any]], key: str) -> float | None:
     pairs = [(s[key], s["dt_s"]) for s in samples if s.get(key) is not None and s["dt_s"] > 0]

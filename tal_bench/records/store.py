@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from tal_bench.errors import TalBenchError
 from tal_bench.records.env import commit_info, library_versions, machine_info
-from tal_bench.runtime import FILE_MODE
+from tal_bench.runtime import atomic_write_text, unwritable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,39 +43,6 @@ _SCALARS = (str, int, float, bool, type(None))
 def now_iso() -> str:
     """Local time with UTC offset, ISO 8601, millisecond precision."""
     return datetime.now(UTC).astimezone().isoformat(timespec="milliseconds")
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never a mix.
-
-    Args:
-        path: destination file; its directory must exist.
-        text: full new contents (UTF-8).
-
-    Raises:
-        TalBenchError: the directory is not writable.
-    """
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise _unwritable(path.parent, exc) from None
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise _unwritable(path.parent, exc) from None
-
-
-def _unwritable(where: Path, exc: OSError) -> TalBenchError:
-    return TalBenchError(
-        f"cannot write to {where} ({exc.strerror or exc}); choose a writable --out directory"
-    )
 
 
 def _to_json(obj: Any) -> str:
@@ -131,7 +97,7 @@ class Run:
         try:
             fd = os.open(self.rows_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise _unwritable(self.path, exc) from None
+            raise unwritable(self.path, exc) from None
         try:
             # One write() of the whole line; the loop only runs if the kernel took fewer bytes
             # (possible on full disks or NFS), never splitting lines between two writers.
@@ -140,7 +106,7 @@ class Run:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)
         except OSError as exc:
-            raise _unwritable(self.path, exc) from None
+            raise unwritable(self.path, exc) from None
         finally:
             os.close(fd)
         return out
@@ -228,7 +194,7 @@ def create_run(
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _unwritable(path, exc) from None
+        raise unwritable(path, exc) from None
     meta = {
         "schema_version": SCHEMA_VERSION,
         "command": command,

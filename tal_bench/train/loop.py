@@ -21,7 +21,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,14 +31,12 @@ from torch.utils.data import DataLoader
 
 from tal_bench.config import TrainConfig
 from tal_bench.errors import TalBenchError
+from tal_bench.profiling.memory import TensorPeak, peak_mem_mib, reset_peak_mem
 from tal_bench.train.ema import ModelEma
 from tal_bench.train.optim import make_optimizer, make_scheduler
 from tal_bench.train.seeding import seed_worker
 
 log = logging.getLogger(__name__)
-
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-_STATUS = Path("/proc/self/status")
 
 
 class TrainingDiverged(TalBenchError):
@@ -63,35 +60,6 @@ class FitResult:
     step_mem_kind: str | None = None  # "cuda_max_allocated" | "cpu_tensor_peak"
 
 
-# ---------------------------------------------------------------------- peak memory
-
-
-def reset_peak_memory(device: str) -> str:
-    """Reset the peak-memory counter of ``device``; returns which counter is in use."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        return "cuda_max_allocated"
-    try:  # '5' resets VmHWM to the current RSS (Linux >= 4.0, own process)
-        _CLEAR_REFS.write_text("5")
-        return "cpu_vmhwm"
-    except OSError:
-        return "cpu_vmhwm" if _STATUS.exists() else "cpu_ru_maxrss"
-
-
-def peak_memory_mib(kind: str) -> float:
-    """Read the counter chosen by :func:`reset_peak_memory`, in MiB."""
-    if kind == "cuda_max_allocated":
-        return torch.cuda.max_memory_allocated() / 2**20
-    if kind == "cpu_vmhwm":
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB -> MiB
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB -> MiB
-
-
 # ---------------------------------------------------------------------- the loop
 
 
@@ -109,8 +77,6 @@ def probe_step_memory(
     global RNG forked: the real training is left exactly as it would be without the probe, and
     its time is not in ``train_time_s``. What existed before (weights, data) is not counted.
     """
-    from tal_bench.profiling.memory import TensorPeak  # profiling sits beside the trainer
-
     items = collate_fn([train_set[i] for i in range(min(cfg.batch_size, len(train_set)))])
     clone = copy.deepcopy(model).train()
     optimizer = make_optimizer(_params(clone), cfg)
@@ -269,7 +235,7 @@ def fit(
     if cfg.mem_probe and not cfg.device.startswith("cuda"):
         result.step_mem_mib = probe_step_memory(model, train_set, cfg, collate_fn)
         result.step_mem_kind = "cpu_tensor_peak"
-    result.peak_mem_kind = reset_peak_memory(cfg.device)
+    result.peak_mem_kind = reset_peak_mem(cfg.device)
     start, start_cpu = time.perf_counter(), time.process_time()
     with _progress(progress) as bar:
         task = bar.add_task("train", total=total_iters, loss=math.nan)
@@ -294,7 +260,7 @@ def fit(
     _sync(cfg.device)
     result.train_time_s = time.perf_counter() - start
     result.train_cpu_s = time.process_time() - start_cpu
-    result.peak_mem_mib = peak_memory_mib(result.peak_mem_kind)
+    result.peak_mem_mib = peak_mem_mib(result.peak_mem_kind)
     if cfg.mem_probe and cfg.device.startswith("cuda"):
         result.step_mem_mib, result.step_mem_kind = result.peak_mem_mib, result.peak_mem_kind
     if ema is not None:

@@ -1,4 +1,4 @@
-"""Annotation readers: every real file variant (counts from shared/data/annotations/README.md),
+"""Annotation readers: every real file variant (counts of the real files),
 the OpenTAD / TadTR / official layouts, the writer, subset selection and one-line errors."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ needs_shared = pytest.mark.skipif(
     not ANN.is_dir(), reason=f"shared annotation folder not found at {ANN}"
 )
 
-# baselines.md §2: ActionFormer label_id = index in this alphabetical list
+# ActionFormer label_id = index in this alphabetical list
 THUMOS_CLASSES = [
     "BaseballPitch",
     "BasketballDunk",

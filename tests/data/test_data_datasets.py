@@ -19,11 +19,11 @@ from tal_bench.data import (
     create_dataset,
     dataset_info,
     describe_datasets,
-    list_datasets,
 )
 from tal_bench.data import synthetic as synth
 from tal_bench.data.annotations import write_actionformer_json
 from tal_bench.errors import TalBenchError
+from tal_bench.registry import DATASETS
 
 SPECS = [
     ("vid_a", "val", 40, 40.0, [(2.0, 5.0, "A")]),
@@ -138,7 +138,7 @@ def test_anet13_layout_with_prefix_and_resize(tmp_path: Path) -> None:
 
 
 def test_registry_description_rows() -> None:
-    names = list_datasets()
+    names = DATASETS.names()
     assert names == sorted(names)
     assert {"synthetic-thumos14", "synthetic-thumos14-tiny", "thumos14", "anet13"} <= set(names)
     rows = {r["name"]: r for r in describe_datasets()}

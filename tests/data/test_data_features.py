@@ -10,7 +10,7 @@ import pytest
 import torch
 from datahelpers import coded_features
 
-from tal_bench.data.features import FeatureMeta, FeatureStore, load_feature_file
+from tal_bench.data.features import FeatureMeta, FeatureStore
 from tal_bench.data.items import grid_to_seconds, seconds_to_grid
 from tal_bench.errors import TalBenchError
 
@@ -40,14 +40,12 @@ def test_store_reads_every_format(tmp_path: Path, kind: str) -> None:
     assert part.dtype == np.float32 and part.flags["C_CONTIGUOUS"]
 
 
-def test_load_feature_file_each_format(tmp_path: Path) -> None:
-    arr = coded_features(5).astype(np.float64)  # float64 files are converted to float32
-    paths = _write_all_formats(tmp_path, {"v": arr})
-    for path in (paths["npy"] / "v.npy", paths["pt"] / "v.pt"):
-        out = load_feature_file(path)
+def test_float64_files_load_as_float32(tmp_path: Path) -> None:
+    arr = coded_features(5).astype(np.float64)
+    for path in _write_all_formats(tmp_path, {"v": arr}).values():
+        out = FeatureStore(path).load("v")
         assert out.dtype == np.float32
         np.testing.assert_array_equal(out, arr)
-    np.testing.assert_array_equal(load_feature_file(paths["h5"], "v"), arr)
 
 
 def test_prefix_for_anet_style_names(tmp_path: Path) -> None:
@@ -70,13 +68,13 @@ def test_nan_is_reported_on_load(tmp_path: Path) -> None:
 def test_pt_file_without_a_tensor(tmp_path: Path) -> None:
     torch.save({"feats": [1, 2]}, tmp_path / "x.pt")
     with pytest.raises(TalBenchError, match="expected one"):
-        load_feature_file(tmp_path / "x.pt")
+        FeatureStore(tmp_path).load("x")
 
 
 def test_bad_shapes_and_paths(tmp_path: Path) -> None:
     np.save(tmp_path / "flat.npy", np.zeros(5, dtype=np.float32))
     with pytest.raises(TalBenchError, match=r"expected a 2-D"):
-        load_feature_file(tmp_path / "flat.npy")
+        FeatureStore(tmp_path).load("flat")
     with pytest.raises(TalBenchError, match="does not exist"):
         FeatureStore(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()

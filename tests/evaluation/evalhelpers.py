@@ -47,7 +47,7 @@ def detections(rows: list[tuple[str, str, float, float, float]]) -> Detections:
 
 
 def hand_example() -> tuple[Annotations, Detections]:
-    """The hand-checked example of shared/research/evaluation.md §3.
+    """A hand-checked example of the official ``eval_detection.py`` matching.
 
     Validation GT: v1 = {A[10,20], A[30,40], B[50,60]}, v2 = {A[0,10], B[20,30]}, v4 = none;
     v3 = A[0,5] is in training. Predictions for A by score: 0.95 on v3 (outside the subset),

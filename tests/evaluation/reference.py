@@ -1,9 +1,10 @@
 """A deliberately plain, loop-by-loop ActivityNet detection mAP: the tests' reference.
 
-Written from shared/research/evaluation.md §3 (the official ``eval_detection.py`` algorithm) and
-§4 (ActionFormer's GT de-duplication), one prediction at a time, with no shortcuts, so that the
-vectorised evaluator in ``tal_bench.evaluation`` can be checked against it. It reuses nothing
-from ``tal_bench.evaluation``; it only reads ``Annotations`` / ``Detections``.
+Written from the official ``Evaluation/eval_detection.py`` (activitynet/ActivityNet) and
+ActionFormer's GT de-duplication (happyharrycn/actionformer_release, libs/utils/metrics.py),
+one prediction at a time, with no shortcuts, so that the vectorised evaluator in
+``tal_bench.evaluation`` can be checked against it. It reuses nothing from
+``tal_bench.evaluation``; it only reads ``Annotations`` / ``Detections``.
 """
 
 from __future__ import annotations

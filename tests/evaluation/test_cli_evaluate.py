@@ -18,7 +18,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def files(tmp_path):
-    """The evaluation.md hand example as an ActionFormer-style GT file and a results JSON."""
+    """The hand-checked example as an ActionFormer-style GT file and a results JSON."""
     gt, dets = hand_example()
     write_actionformer_json(gt, tmp_path / "gt.json")
     write_predictions_json(dets, tmp_path / "pred.json")

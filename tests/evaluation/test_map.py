@@ -329,7 +329,7 @@ def test_official_sample_prediction_scores_exactly_one():
 
 @needs_anet
 def test_official_sample_prediction_with_dedup_matches_actionformer_figure():
-    # evaluation.md P2: ActionFormer-style dedup gives 0.998825 (7630 GT, duplicates become FPs)
+    # ActionFormer-style dedup gives 0.998825 (7630 GT, duplicates become FPs)
     gt = load_annotations(ANET_GT)
     dets = load_predictions(ANET_SAMPLE, keep_zero_length=True)
     res = evaluate_detections(gt, "validation", dets, ANET, dedup=True)

@@ -1,9 +1,15 @@
-"""Fixtures shared by the model tests."""
+"""Fixtures shared by the model tests; the closed-form MAC counts are shared with the profiling
+tests (``tests/profiling/analytic_macs.py``)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "profiling"))
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from analytic_macs import bmn_macs
 from modelhelpers import fit_steps, one_thread, window_item  # noqa: F401  (fixture)
 
 from tal_bench.errors import TalBenchError
 from tal_bench.models import create_model, get_spec
 from tal_bench.models.bmn import BmnConfig, build, sampling_mask
 from tal_bench.pipelines.resolve import resolve_run_config
-from tal_bench.profiling.analytic import bmn_macs
 from tal_bench.profiling.counters import MethodAsModule, count_macs_fvcore, count_macs_primary
 from tal_bench.train.optim import make_optimizer
 

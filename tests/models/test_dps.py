@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from tal_bench.models.ops.dps import (
-    expected_count,
     num_samples,
     num_valid_cells,
     sample_cells,
@@ -43,7 +42,6 @@ def test_documented_map_sizes() -> None:
     ],
 )
 def test_counts_at_six_percent(strategy: str, length: int, max_duration: int, count: int) -> None:
-    assert expected_count(length, max_duration, 0.06, strategy) == count
     valid = _brute_valid(length, max_duration)
     for seed in range(3):
         gen = torch.Generator().manual_seed(seed)

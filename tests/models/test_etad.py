@@ -6,12 +6,13 @@ import math
 
 import pytest
 import torch
+from modelhelpers import fit_steps, window_item
 
 from tal_bench.config import from_dict
 from tal_bench.errors import TalBenchError
 from tal_bench.models import create_model, get_spec
 from tal_bench.models.etad import EtadConfig, build
-from tal_bench.models.etad_post import postprocess_item
+from tal_bench.models.etad_post import postprocess_items
 from tal_bench.models.ops.dps import num_valid_cells
 from tal_bench.pipelines.resolve import resolve_run_config
 
@@ -29,24 +30,11 @@ def _one_thread():
 
 
 def _item(length: int = 32, valid: int | None = None, c_in: int = 8, seed: int = 0) -> dict:
-    gen = torch.Generator().manual_seed(seed)
-    valid = length if valid is None else valid
-    mask = torch.arange(length) < valid
-    return {
-        "video_id": f"v{seed}",
-        "feats": torch.randn(c_in, length, generator=gen) * mask,
-        "mask": mask,
-        "segments": torch.tensor([[3.0, 9.0], [14.0, 21.0]]),
-        "labels": torch.zeros(2, dtype=torch.long),
-        "duration_s": 10.0,
-        "t0_s": 0.0,
-        "step_s": 0.25,
-        "window_start": 0,
-    }
+    return window_item(length, [[3.0, 9.0], [14.0, 21.0]], [0, 0], valid, c_in, seed)
 
 
 def _official_params(c_in: int, h: int = 256, r: int = 128, e: int = 512, f: int = 128) -> int:
-    """Parameter count of the official design, layer by layer (etad.md §2)."""
+    """Parameter count of the official design, layer by layer (sming256/ETAD)."""
 
     def gconv(ci: int, co: int, k: int) -> int:  # groups 4, no bias
         return co * (ci // 4) * k
@@ -70,7 +58,7 @@ def test_paper_preset_has_10_64_m_parameters() -> None:
     assert n_params == _official_params(2048) == 10_638_362
     assert abs(n_params - 10.64e6) / 10.64e6 < 0.005
     small = sum(p.numel() for p in build(cfg.model, 512, 20).parameters())
-    assert small == _official_params(512)  # 10.34 M at C_in = 512 (etad.md §2.6)
+    assert small == _official_params(512)  # 10.34 M at C_in = 512 (counted by hand)
 
 
 def test_registry_entry() -> None:
@@ -126,12 +114,13 @@ def test_postprocess_boundary_filter_and_empty_input() -> None:
     start = torch.tensor([0.1, 0.2, 0.9, 0.2, 0.1, 0.1, 0.1, 0.1])
     end = torch.tensor([0.1, 0.1, 0.1, 0.1, 0.2, 0.3, 0.9, 0.1])
     anchors = torch.tensor([[2.4, 6.7], [3.0, 6.0], [0.2, 7.9], [2.0, 5.0]])  # edge units
-    det = postprocess_item(anchors, torch.tensor([0.9, 0.8, 0.7, 0.6]), start, end, 0.3, 10)
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    det = postprocess_items([(anchors, scores, start, end)], 0.3, 10)[0]
     # kept: [2.4, 6.7] (floors 2 / 6) and [0.2, 7.9] (0 / 7); grid = edge - 0.5, clipped.
     assert det.segments.flatten().tolist() == pytest.approx([1.9, 6.2, -0.3, 7.4])
     iou = 4.3 / 7.7  # [2.4, 6.7] vs [0.2, 7.9]
     assert det.scores.tolist() == pytest.approx([0.9, 0.7 * math.exp(-(iou**2) / 0.3)], rel=1e-5)
-    empty = postprocess_item(torch.zeros(0, 2), torch.zeros(0), start, end, 0.3, 10)
+    empty = postprocess_items([(torch.zeros(0, 2), torch.zeros(0), start, end)], 0.3, 10)[0]
     assert empty.segments.shape == (0, 2) and empty.labels.numel() == 0
 
 
@@ -186,15 +175,7 @@ def _train(steps: int, seed: int = 0) -> list[float]:
     torch.manual_seed(seed)
     model = build(EtadConfig(**TINY, dps_ratio=0.2), 8, 1)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    items = [_item(seed=0), _item(valid=28, seed=1)]
-    losses = []
-    for _ in range(steps):
-        loss = model.training_step(items)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
+    return fit_steps(model, [_item(seed=0), _item(valid=28, seed=1)], steps, opt)
 
 
 def test_few_steps_on_a_fixed_batch_lower_the_loss() -> None:

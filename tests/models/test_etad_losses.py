@@ -1,4 +1,5 @@
-"""ETAD targets and losses on hand-built cases (values from the formulas of etad.md §3)."""
+"""ETAD targets and losses on hand-built cases (values from the formulas of
+sming256/ETAD lib/loss/model_loss.py)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tal_bench.models.ops.soft_nms import segment_iou, soft_nms, soft_nms_groups
+from tal_bench.models.ops.soft_nms import soft_nms_groups
 
 # A = [0, 10] 0.9; B = [5, 15] 0.8 (tIoU(A, B) = 5/15); C = [20, 30] 0.5 (disjoint);
 # D = [1, 10] 0.85 (tIoU(A, D) = 9/10, tIoU(B, D) = 5/14).
@@ -16,9 +16,10 @@ SEGS = torch.tensor([[0.0, 10.0], [5.0, 15.0], [20.0, 30.0], [1.0, 10.0]])
 SCORES = torch.tensor([0.9, 0.8, 0.5, 0.85])
 
 
-def test_segment_iou() -> None:
-    got = segment_iou(SEGS[0], SEGS)
-    assert got.tolist() == pytest.approx([1.0, 1 / 3, 0.0, 0.9])
+def soft_nms(segs: torch.Tensor, scores: torch.Tensor, **params: float) -> tuple:
+    """One group: ``(keep, kept_scores)`` numpy arrays."""
+    ((keep, kept),) = soft_nms_groups([(segs.double().numpy(), scores.double().numpy())], **params)
+    return keep, kept
 
 
 def test_hand_worked_gaussian_decay() -> None:
@@ -43,7 +44,7 @@ def test_max_keep_and_threshold() -> None:
 
 def test_empty_and_min_score() -> None:
     keep, scores = soft_nms(torch.zeros(0, 2), torch.zeros(0), sigma=0.3, max_keep=5)
-    assert keep.numel() == 0 and scores.numel() == 0
+    assert len(keep) == 0 and len(scores) == 0
     keep, _ = soft_nms(SEGS, SCORES, sigma=0.5, max_keep=10, min_score=0.55)
     assert keep.tolist() == [0, 1]
     with pytest.raises(ValueError, match="sigma"):

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from analytic_macs import tadtr_macs
 from modelhelpers import fit_steps, one_thread, window_item  # noqa: F401  (fixture)
 
 from tal_bench.errors import TalBenchError
@@ -15,7 +16,6 @@ from tal_bench.models.tadtr import TadtrConfig, build
 from tal_bench.models.tadtr_losses import LossWeights, MatchCosts, hungarian_match, set_criterion
 from tal_bench.models.tadtr_modules import DeformAttn1d, refine, sine_position_embedding
 from tal_bench.pipelines.resolve import resolve_run_config
-from tal_bench.profiling.analytic import tadtr_macs
 from tal_bench.profiling.counters import (
     MethodAsModule,
     count_macs_flop_counter,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from analytic_macs import conv1d_macs, linear_macs, lstm_macs
 from torch import nn
 
-from tal_bench.profiling.analytic import conv1d_macs, linear_macs, lstm_macs
 from tal_bench.profiling.counters import (
     count_macs_flop_counter,
     count_macs_fvcore,

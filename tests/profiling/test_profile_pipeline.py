@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from analytic_macs import etad_macs, num_proposals
 from typer.testing import CliRunner
 
 from tal_bench.cli import app
@@ -15,7 +16,6 @@ from tal_bench.models import create_model
 from tal_bench.models.etad import EtadConfig
 from tal_bench.pipelines import profile as prof
 from tal_bench.pipelines.profile_runners import count_items, make_items, make_runner
-from tal_bench.profiling.analytic import etad_macs, num_proposals
 
 torch.set_num_threads(1)
 

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 from tal_bench.models.ops.dps import (
-    STRATEGIES,
-    expected_count,
     num_samples,
     num_valid_cells,
     sample_cells,
     valid_cells,
 )
-from tal_bench.models.ops.roi_align_1d import roi_align_1d, roi_align_1d_weights
-from tal_bench.models.ops.soft_nms import segment_iou, soft_nms
+from tal_bench.models.ops.roi_align_1d import roi_align_1d
+from tal_bench.models.ops.soft_nms import soft_nms_groups
 
 __all__ = [
-    "STRATEGIES",
-    "expected_count",
     "num_samples",
     "num_valid_cells",
     "roi_align_1d",
-    "roi_align_1d_weights",
     "sample_cells",
-    "segment_iou",
-    "soft_nms",
+    "soft_nms_groups",
     "valid_cells",
 ]

@@ -3,9 +3,10 @@
 The proposal map of a video with L valid steps and maximum duration D has the cells ``(d, t)``
 with ``d < D' = min(D, L)`` and ``t + d < L``; cell ``(d, t)`` is the snippet-edge proposal
 ``[t, t + d + 1]``. There are ``n_valid = sum_{d < D'} (L - d)`` of them: 8,256 for
-L = D = 128, 6,176 for L = 128, D = 64 (etad.md §2.3).
+L = D = 128, 6,176 for L = 128, D = 64 (sming256/ETAD, lib/dataset/anet_1_3/dataset.py
+``_get_mask``).
 
-Count rules (``K = int(n_valid * ratio)``, at least 1), etad.md §4:
+Count rules (``K = int(n_valid * ratio)``, at least 1), as in sming256/ETAD lib/utils/sampler.py:
 
 * ``random``: K distinct valid cells, uniformly without replacement, in random order
   (495 of 8,256 at 6 %).
@@ -28,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-STRATEGIES = ("random", "grid", "block")
+from tal_bench.config import SAMPLING_STRATEGIES
 
 
 def num_valid_cells(length: int, max_duration: int) -> int:
@@ -63,25 +64,13 @@ def num_samples(length: int, max_duration: int, ratio: float) -> int:
     return max(1, int(num_valid_cells(length, max_duration) * ratio))
 
 
-def expected_count(length: int, max_duration: int, ratio: float, strategy: str) -> int | None:
-    """Exact number of cells ``sample_cells`` returns, or None when it is random (block)."""
-    check_dps(ratio, strategy)
-    if ratio >= 1.0:
-        return num_valid_cells(length, max_duration)
-    if strategy == "random":
-        return num_samples(length, max_duration, ratio)
-    if strategy == "grid":
-        return int(_grid_cells(length, max_duration, ratio)[0].numel())
-    side = _block_side(length, max_duration, ratio)
-    return side * side if min(max_duration, length) >= 2 * side else None
-
-
 def check_dps(ratio: float, strategy: str) -> None:
     """Raise ValueError unless ``0 < ratio <= 1`` and ``strategy`` is known."""
     if not 0.0 < ratio <= 1.0:
         raise ValueError(f"DPS ratio must be in (0, 1], got {ratio}")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown DPS strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    if strategy not in SAMPLING_STRATEGIES:
+        use = ", ".join(SAMPLING_STRATEGIES)
+        raise ValueError(f"unknown DPS strategy {strategy!r}; use one of {use}")
 
 
 def sample_cells(

@@ -2,8 +2,8 @@
 
 ETAD's official code calls ``torchvision.ops.roi_align`` on a ``(B, C, T, 1)`` pseudo-image with
 boxes ``(b, x1, 0, x2, 1)``, ``output_size=(P, 1)``, ``spatial_scale=1`` and
-``sampling_ratio=-1`` (etad.md §2.4 item 3). On that degenerate height axis the kernel reduces to
-this 1-D rule, reproduced here for one RoI ``[x1, x2]``:
+``sampling_ratio=-1`` (sming256/ETAD, lib/models/detector/pem.py). On that degenerate height
+axis the kernel reduces to this 1-D rule, reproduced here for one RoI ``[x1, x2]``:
 
 * ``offset = 0.5 if aligned else 0``; ``start = x1 - offset``; ``width = x2 - x1``;
   without ``aligned`` the width is forced to at least 1.
@@ -17,7 +17,8 @@ this 1-D rule, reproduced here for one RoI ``[x1, x2]``:
 Because interpolation is linear in the features, each (RoI, bin) output is a weighted sum of at
 most 2G feature steps: the op is one ``embedding_bag`` over a sample table, vectorised over RoIs,
 bins, samples and videos. Backward rebuilds the dense (K_b, P, T) weights of each video's RoIs
-(:func:`roi_align_1d_weights`) instead of saving anything per sample, as torchvision does.
+from the sample table (:func:`roi_align_1d_samples`) instead of saving anything per sample, as
+torchvision does.
 The RoIs get no gradient (ETAD detaches its anchors).
 """
 
@@ -28,35 +29,6 @@ from collections.abc import Iterator
 
 import torch
 
-WEIGHT_BLOCK = 1 << 21  # weights per block (8 MiB in float32)
-
-
-def roi_align_1d_weights(
-    rois: torch.Tensor,
-    length: int,
-    output_size: int,
-    sampling_ratio: int = -1,
-    aligned: bool = False,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """Interpolation weights of 1-D RoI-align.
-
-    Args:
-        rois: (K, 2) ``[x1, x2]`` in feature-index coordinates (scale already applied).
-        length: T, the number of feature steps.
-        output_size: P, the number of output bins per RoI.
-        sampling_ratio: samples per bin; <= 0 means adaptive ``ceil(width / P)``.
-        aligned: torchvision's ``aligned`` flag (half-pixel shift, no minimum width).
-        dtype: arithmetic precision of the sample positions (that of the features, as
-            torchvision computes them in the input dtype).
-
-    Returns:
-        (K, P, T) weights; ``out[k, :, p] = feats[:, :] @ W[k, p]``.
-    """
-    index, samples = roi_align_1d_samples(rois, length, output_size, sampling_ratio, aligned, dtype)
-    weights = samples.new_zeros(rois.shape[0], output_size, length)
-    return weights.scatter_add_(2, index, samples)  # (K, P, T)
-
 
 def roi_align_1d_samples(
     rois: torch.Tensor,
@@ -66,7 +38,7 @@ def roi_align_1d_samples(
     aligned: bool = False,
     dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same rule as :func:`roi_align_1d_weights`, as a sparse sample table.
+    """The 1-D RoI-align rule (module docstring) as a sparse sample table.
 
     Each (RoI, bin) reads at most ``2 G`` feature steps (two interpolation ends per sample), so
     the op is an ``embedding_bag`` sum over those steps with per-sample weights: K·P·2G·C
@@ -228,7 +200,7 @@ class _RoiAlign1d(torch.autograd.Function):
         n_batch, n_chan, length = shape
         grad_feats = grad_out.new_zeros(shape)  # (B, C, T)
         # The sample table of every RoI at once (a block's dense weights are its rows scattered:
-        # the same values as roi_align_1d_weights of the block alone, whose padding adds zeros).
+        # the same values as the block's own table, whose padding adds zeros).
         index, samples = roi_align_1d_samples(
             rois[:, 1:3] * spatial_scale,
             length,

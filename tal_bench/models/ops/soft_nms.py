@@ -1,6 +1,7 @@
-"""Gaussian soft-NMS for 1-D segments, in pure PyTorch.
+"""Gaussian soft-NMS for 1-D segments (numpy, float64).
 
-The rule of ETAD/BMN (etad.md §7.1 item 4): repeatedly pick the segment with the highest
+The rule of ETAD/BMN (sming256/ETAD, lib/utils/misc.py, called from
+lib/dataset/anet_1_3/post_det.py): repeatedly pick the segment with the highest
 (current) score, keep it, and decay every remaining segment whose tIoU with it exceeds
 ``iou_threshold`` by ``exp(-tIoU**2 / sigma)``. Note ``sigma`` divides tIoU² directly (not
 ``2 sigma²``), as in the official code and OpenTAD's ``nms_1d_cpu`` method 2.
@@ -18,61 +19,8 @@ what it would be alone (same float64 arithmetic, same first-index argmax).
 from __future__ import annotations
 
 import numpy as np
-import torch
-
-
-def segment_iou(segment: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
-    """tIoU between one segment and many.
-
-    Args:
-        segment: (2,) ``[start, end]``.
-        segments: (N, 2) ``[start, end]``.
-
-    Returns:
-        (N,) tIoU in [0, 1]; 0 where the union is empty.
-    """
-    inter = (
-        torch.minimum(segments[:, 1], segment[1]) - torch.maximum(segments[:, 0], segment[0])
-    ).clamp(min=0.0)  # (N,)
-    len_one = (segment[1] - segment[0]).clamp(min=0.0)
-    len_many = (segments[:, 1] - segments[:, 0]).clamp(min=0.0)  # (N,)
-    union = len_one + len_many - inter
-    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
-
 
 GROUP_CHUNK = 64  # groups per padded batch (sorted by size, so padding stays small)
-
-
-def soft_nms(
-    segments: torch.Tensor,
-    scores: torch.Tensor,
-    sigma: float,
-    max_keep: int,
-    iou_threshold: float = 0.0,
-    min_score: float = float("-inf"),
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gaussian soft-NMS of one group.
-
-    Args:
-        segments: (N, 2) ``[start, end]`` in any unit (tIoU is scale-free).
-        scores: (N,) confidences.
-        sigma: Gaussian width; a picked segment decays others by ``exp(-tIoU**2 / sigma)``.
-        max_keep: at most this many segments are returned.
-        iou_threshold: only segments with tIoU strictly above it are decayed (ETAD: 0).
-        min_score: stop once the best remaining (decayed) score is <= this.
-
-    Returns:
-        ``(keep, kept_scores)``: (K,) int64 indices into ``segments`` in pick order and (K,)
-        their decayed scores at pick time (non-increasing), K <= max_keep.
-    """
-    seg = segments.detach().cpu().double().numpy().reshape(-1, 2)  # (N, 2)
-    work = scores.detach().cpu().double().numpy().reshape(-1)  # (N,)
-    ((keep, kept),) = soft_nms_groups([(seg, work)], sigma, max_keep, iou_threshold, min_score)
-    device = scores.device
-    return (
-        torch.from_numpy(keep).to(device),
-        torch.from_numpy(kept).to(device=device, dtype=torch.float32),
-    )
 
 
 def soft_nms_groups(
@@ -85,11 +33,17 @@ def soft_nms_groups(
     """Gaussian soft-NMS of many independent groups, vectorised across them.
 
     Args:
-        groups: per group ``(segments (N_g, 2), scores (N_g,))``, numpy.
-        sigma, max_keep, iou_threshold, min_score: as :func:`soft_nms`, for every group.
+        groups: per group ``(segments (N_g, 2) [start, end] in any unit (tIoU is scale-free),
+            scores (N_g,))``, numpy.
+        sigma: Gaussian width; a picked segment decays others by ``exp(-tIoU**2 / sigma)``.
+        max_keep: at most this many segments are returned per group.
+        iou_threshold: only segments with tIoU strictly above it are decayed (ETAD: 0).
+        min_score: stop once the best remaining (decayed) score is <= this.
 
     Returns:
-        per group ``(keep (K_g,) int64, kept_scores (K_g,) float64)``, as :func:`soft_nms`.
+        per group ``(keep (K_g,) int64, kept_scores (K_g,) float64)``: indices into the group's
+        segments in pick order and their decayed scores at pick time (non-increasing),
+        K_g <= max_keep.
     """
     if sigma <= 0:
         raise ValueError(f"soft_nms sigma must be > 0, got {sigma}")

@@ -1,4 +1,5 @@
-"""Closed-form MAC counts, per layer and for ETAD, to check the counters against.
+"""Closed-form MAC counts, per layer and for ETAD, TadTR and BMN: the tests check the counters
+against them.
 
 Same rule as :mod:`tal_bench.profiling.counters`: one MAC per multiply-accumulate of a matrix
 product; biases, norms and activations count zero.
