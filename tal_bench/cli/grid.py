@@ -264,7 +264,7 @@ def data_scaling(
     Several models (--model etad,actionformer,tridet,temporalmaxer) make one grid of every
     (model, fraction, slice) cell, each model on its own --preset, resumable per cell.
 
-    Example: talbench data-scaling --model etad,actionformer --fractions 10,30,100 --slices 2
+    Example: talbench data-scaling --model etad,tridet --fractions 10,30,100
     """
     opts = _exec_options(
         executor, jobs, threads, timeout_s, ray_address, slurm_cluster, slurm_partition,

@@ -52,7 +52,7 @@ def _one_line_error(result, needle: str) -> None:
         (["sampling-ratio", "--kind", "xyz"], "unknown --kind"),
         (["sampling-ratio", "--ratios", "0.1,2"], "outside (0, 1]"),
         (["sampling-ratio", "--strategies", "random,spiral"], "unknown 'spiral'"),
-        (["sampling-ratio", "--model", "dummy"], "model.dps_ratio"),
+        (["sampling-ratio", "--model", "dummy"], "has no detector proposal sampling"),
     ],
 )
 def test_bad_options_are_one_red_line(tmp_path: Path, args: list[str], needle: str) -> None:
