@@ -23,7 +23,6 @@ from tal_bench.pipelines.grid import Cell, ExecOptions, execute_grid
 from tal_bench.pipelines.sampling_ratio import DEFAULT_STRATEGIES, build_sampling_ratio
 
 # Options shared by both grids.
-Model = Annotated[str, typer.Option(help="Registered model (talbench ls models).")]
 Dataset = Annotated[
     str | None,
     typer.Option(
@@ -290,7 +289,9 @@ def data_scaling(
 @app.command("sampling-ratio")
 @user_errors
 def sampling_ratio(
-    model: Model = "etad",
+    model: Annotated[
+        str, typer.Option(help="Registered model with the sampler --kind varies (etad).")
+    ] = "etad",
     kind: Annotated[
         str,
         typer.Option(

@@ -69,7 +69,7 @@ class Cell:
     params: dict[str, Any]  # the cell's axis values, written as row columns
     payload: dict[str, Any]  # what the cell function receives (model, preset, overrides)
     label: str  # short name for progress bars, e.g. "10% slice 2"
-    cost: float = 1.0  # expected run time relative to the grid's other cells (launch order)
+    cost: float = 1.0  # expected run time (any unit shared by the grid's cells): launch order
 
 
 def drop_paths(config: dict[str, Any], paths: Iterable[str]) -> dict[str, Any]:

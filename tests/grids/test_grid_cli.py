@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from tal_bench.cli import app
@@ -16,14 +15,6 @@ from tal_bench.registry import DATASETS
 TINY = "synthetic-thumos14-tiny"
 needs_tiny = pytest.mark.skipif(TINY not in DATASETS, reason=f"{TINY} is not registered")
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    """The inline executor sets torch threads in this process; put them back afterwards."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def _invoke(*args: str):

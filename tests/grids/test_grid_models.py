@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from tal_bench.cli import app
@@ -21,14 +20,6 @@ runner = CliRunner()
 # Columns that measure the machine or say when the cell ran; everything else must match.
 MEASURED = {"row_time", "train_time_s", "train_cpu_s", "eval_time_s", "wall_time_s",
             "peak_mem_mib"}  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    """The inline executor sets torch threads in this process; put them back afterwards."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_every_model_fraction_slice_is_a_cell_with_its_one_model_key() -> None:

@@ -30,14 +30,6 @@ MEASURED = {"executor", "row_time", "train_time_s", "train_cpu_s", "eval_time_s"
             "peak_mem_mib"}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    """The inline executor sets torch threads in this process; put them back afterwards."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @needs_tiny
 def test_shared_path_rows_equal_each_cell_run_alone(tmp_path: Path) -> None:
     # The grid path: the first cell builds <run>/shared, the next loads it (and ETAD's
