@@ -3,7 +3,7 @@
 The same cells (``--fractions``, slice 0) run through the grid machinery of two source trees:
 this working tree ("after") and commit ``--before`` ("before", exported with ``git archive``;
 default: the main-branch commit the speed work started from). Each side runs its own
-``run_data_scaling`` with its own local executor (one cell at a time, so cells do not compete)
+``execute_grid`` with its own local executor (one cell at a time, so cells do not compete)
 in a fresh driver process; the sides alternate round by round, so that a machine whose load
 drifts slows both alike. A timing wrapper installed in every worker splits each cell into:
 
@@ -135,8 +135,8 @@ def drive(args: argparse.Namespace) -> None:
     import dataclasses
 
     import tal_bench
-    from tal_bench.pipelines.data_scaling import build_data_scaling, run_data_scaling
-    from tal_bench.pipelines.grid import ExecOptions
+    from tal_bench.pipelines.data_scaling import build_data_scaling
+    from tal_bench.pipelines.grid import ExecOptions, execute_grid
     from tal_bench.records import store
 
     writes: dict[str, list[float]] = {}
@@ -155,7 +155,7 @@ def drive(args: argparse.Namespace) -> None:
     pick = spec.pick
     spec = dataclasses.replace(spec, pick=lambda s: {**pick(s), "bench": s.get("bench")})
     wall, cpu = time.perf_counter(), time.process_time()
-    summary = run_data_scaling(spec, ExecOptions("local", jobs=1), args.out, cell_fn=timed_cell)
+    summary = execute_grid(spec, ExecOptions("local", jobs=1), args.out, cell_fn=timed_cell)
     grid = {"wall_s": time.perf_counter() - wall, "parent_cpu_s": time.process_time() - cpu}
     rows = [r for r in _rows(summary["run_dir"]) if r["kind"] == "cell"]
     for row in rows:

@@ -46,7 +46,11 @@ def fit_command(
         typer.Option(help="Fraction to project mAP to, percent (300 = three times the data)."),
     ] = 100.0,
     model: Annotated[
-        str | None, typer.Option(help="Model to fit when the CSV has several (its model column).")
+        str | None,
+        typer.Option(
+            help="Model to fit when the run or CSV has several (default for a run of several "
+            "models: each, into <out>/fits/<model>/)."
+        ),
     ] = None,
     out: Annotated[
         str | None,
@@ -72,6 +76,8 @@ def fit_command(
     error wins, and the projection comes with an interval and a warning when it should not be
     trusted.
 
+    A data-scaling run of several models gets one fit per model, each in <out>/fits/<model>/.
+
     Example: talbench fit runs/main --upto 30 --target 100
     """
     from tal_bench.pipelines.fit import run_fit
@@ -80,7 +86,8 @@ def fit_command(
         results, families, out_dir=out, model=model, target_pct=target, upto_pct=upto,
         first_k=first_k, n_boot=n_boot, n_boot_backtest=n_boot_backtest, seed=seed,
     )  # fmt: skip
-    _print_summary(summary)
+    for one in summary["models"].values() if "models" in summary else [summary]:
+        _print_summary(one)
     if json_out:
         emit_json(summary)
 

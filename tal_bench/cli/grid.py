@@ -17,18 +17,12 @@ from tal_bench.pipelines.data_scaling import (
     DEFAULT_SLICES,
     Protocol,
     build_data_scaling,
-    run_data_scaling,
 )
 from tal_bench.pipelines.executors import check_executor_options
-from tal_bench.pipelines.grid import Cell, ExecOptions
-from tal_bench.pipelines.sampling_ratio import (
-    DEFAULT_STRATEGIES,
-    build_sampling_ratio,
-    run_sampling_ratio,
-)
+from tal_bench.pipelines.grid import Cell, ExecOptions, execute_grid
+from tal_bench.pipelines.sampling_ratio import DEFAULT_STRATEGIES, build_sampling_ratio
 
 # Options shared by both grids.
-Model = Annotated[str, typer.Option(help="Registered model (talbench ls models).")]
 Dataset = Annotated[
     str | None,
     typer.Option(
@@ -198,7 +192,13 @@ def _print_table(
 @app.command("data-scaling")
 @user_errors
 def data_scaling(
-    model: Model = "etad",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Registered model, or several separated by commas (etad,actionformer,...): "
+            "one grid, every model on its own --preset (talbench ls models)."
+        ),
+    ] = "etad",
     fractions: Annotated[
         str,
         typer.Option(
@@ -260,7 +260,10 @@ def data_scaling(
     VM): 11.5-12.5 minutes on 2 idle cores. --budget, --draw, --nested and --classifier-data
     change the protocol (defaults: the study's); they are part of each cell's run key.
 
-    Example: talbench data-scaling --model etad --fractions 1..100 --json
+    Several models (--model etad,actionformer,tridet,temporalmaxer) make one grid of every
+    (model, fraction, slice) cell, each model on its own --preset, resumable per cell.
+
+    Example: talbench data-scaling --model etad,tridet --fractions 10,30,100
     """
     opts = _exec_options(
         executor, jobs, threads, timeout_s, ray_address, slurm_cluster, slurm_partition,
@@ -271,14 +274,14 @@ def data_scaling(
                               protocol)  # fmt: skip
     check_grid(spec.cells, out, print_note)
     reporter = RichReporter(f"data-scaling {model}")
-    summary = run_data_scaling(spec, opts, out, reporter)
+    summary = execute_grid(spec, opts, out, reporter)
     metrics = [
         ("map_avg_pct", "mAP avg %", 2),
         ("train_time_s", "train s", 1),
         ("peak_mem_mib", "peak MiB", 0),
         ("num_train_videos", "videos", 1),
     ]
-    _print_table(summary, [("fraction_pct", "fraction %")], metrics)
+    _print_table(summary, [("model", "model"), ("fraction_pct", "fraction %")], metrics)
     if json_out:
         emit_json(summary)
 
@@ -286,7 +289,9 @@ def data_scaling(
 @app.command("sampling-ratio")
 @user_errors
 def sampling_ratio(
-    model: Model = "etad",
+    model: Annotated[
+        str, typer.Option(help="Registered model with the sampler --kind varies (etad).")
+    ] = "etad",
     kind: Annotated[
         str,
         typer.Option(
@@ -343,7 +348,7 @@ def sampling_ratio(
         model, kind, ratios, strategies, seeds, dataset, preset, set_ or [], seed, threads
     )
     check_grid(spec.cells, out, print_note)
-    summary = run_sampling_ratio(spec, opts, out, RichReporter(f"sampling-ratio {kind} {model}"))
+    summary = execute_grid(spec, opts, out, RichReporter(f"sampling-ratio {kind} {model}"))
     memory = (
         ("step_mem_mib", "step peak MiB", 1) if kind == "egs" else ("peak_mem_mib", "peak MiB", 0)
     )

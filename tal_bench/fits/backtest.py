@@ -157,11 +157,15 @@ def forecast(
     return Forecast(method, fractions, point, draws, fit)
 
 
-def ensemble(members: dict[str, Forecast], weights: dict[str, float]) -> Forecast:
+def ensemble(
+    members: dict[str, Forecast], weights: dict[str, float], fractions: np.ndarray | None = None
+) -> Forecast:
     """Weighted average of the members' forecasts; the draws are the members' draws pooled,
-    each member's draws carrying its weight (a mixture distribution)."""
+    each member's draws carrying its weight (a mixture distribution). With no members (no
+    family has few enough parameters for the cut) it forecasts nothing at ``fractions``."""
     ok = {m: f for m, f in members.items() if f.ok and weights.get(m, 0) > 0}
-    fractions = next(iter(members.values())).fractions
+    if fractions is None:
+        fractions = next(iter(members.values())).fractions
     if not ok:
         return Forecast(ENSEMBLE, fractions, np.full(fractions.size, np.nan),
                         np.empty((0, fractions.size)))  # fmt: skip
@@ -266,7 +270,9 @@ def run_backtest(
         past = {m: [raw[m][i] / _pair_horizon(pairs[i]) for i in seen
                     if np.isfinite(raw[m][i])] for m in methods}  # fmt: skip
         casts[ENSEMBLE] = ensemble(
-            {m: casts[m] for m in members}, inverse_mse_weights({m: past[m] for m in members})
+            {m: casts[m] for m in members},
+            inverse_mse_weights({m: past[m] for m in members}),
+            future,
         )
         for j, frac in enumerate(future):
             measured = float(anchors.means[c + j])

@@ -175,7 +175,8 @@ def check_run(cfg: RunConfig, out: str | Path | None = None, note: Note | None =
 
 def check_grid(cells: Sequence[Any], out: str | Path | None, note: Note | None = None) -> None:
     """Every cell's config, ``--out``, then the data of the first cell once, with all its
-    training videos (the draws of every fraction come from them).
+    training videos (the draws of every fraction come from them); in a grid of several models,
+    each other model is built once at the dataset's width too.
 
     Args:
         cells: the grid's cells (``tal_bench.pipelines.grid.Cell``: payload model, preset,
@@ -192,7 +193,28 @@ def check_grid(cells: Sequence[Any], out: str | Path | None, note: Note | None =
     for cfg in configs:
         check_config(cfg)
     check_out_dir(out)
-    if configs:
-        for line in check_data(configs[0], whole_train_subset=True):
-            if note is not None:
-                note(line)
+    if not configs:
+        return
+    for line in check_data(configs[0], whole_train_subset=True):
+        if note is not None:
+            note(line)
+    firsts = {cfg.model_name: cfg for cfg in reversed(configs)}  # first config of each model
+    for cfg in firsts.values():
+        if cfg.model_name != configs[0].model_name:
+            _check_other_model(cfg, configs[0])
+
+
+def _check_other_model(cfg: RunConfig, checked: RunConfig) -> None:
+    """Another model of the grid: its own data when it reads another dataset, else only its
+    detector at the dataset's width (the feature files were scanned for the first model)."""
+    from tal_bench.data import open_dataset
+
+    if (cfg.data.dataset, cfg.data.root) != (checked.data.dataset, checked.data.root):
+        check_data(cfg, whole_train_subset=True)
+        return
+    ds = open_dataset(cfg.data)
+    ds.resolve_subset(cfg.data.train_subset)
+    ds.resolve_subset(cfg.data.test_subset)
+    if getattr(ds, "provides", "features") == "frames":
+        check_frames_model(cfg)
+    check_model(cfg, ds.feature_meta.input_dim, len(ds.classes))

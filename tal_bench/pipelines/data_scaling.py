@@ -18,21 +18,18 @@ fields, so they are part of every cell's run key and of the record's ``meta.json
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from tal_bench.config import merge, overrides_to_dict
 from tal_bench.errors import TalBenchError
 from tal_bench.pipelines.grid import (
-    ExecOptions,
+    Cell,
     GridSpec,
-    Reporter,
     build_cells,
-    execute_grid,
     parse_number,
     pick_fields,
-    train_cell,
 )
 
 COMMAND = "data-scaling"
@@ -50,15 +47,20 @@ ROW_FIELDS = (
     "train_steps",
     "params",
     "train_time_s",
+    "train_cpu_s",
     "eval_time_s",
     "peak_mem_mib",
     "map_avg_pct",
 )
-METRICS = ["map_avg_pct", "train_time_s", "peak_mem_mib", "num_train_videos"]
+METRICS = ["map_avg_pct", "train_time_s", "train_cpu_s", "peak_mem_mib", "num_train_videos"]
 
 # The default grid of ``A..B``: dense at small fractions, where the learning curve bends
 # (the study sampled 1-5 % steps at the low end), sparse where it has flattened.
 DEFAULT_FRACTIONS_PCT = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100)
+# Launch order of the cells (see cell_cost) when a preset does not say how long its full-data
+# training takes (``full_train_s`` beside its sections: tal_bench.pipelines.resolve.COST_KEY).
+DEFAULT_FULL_TRAIN_S = 60.0
+CELL_OVERHEAD_S = 25.0
 _FRACTION_HELP = "write A..B (default grid), A..B:STEP, or a list such as 1,5,10,100"
 
 
@@ -156,11 +158,22 @@ class Protocol:
         return out
 
 
-def cell_cost(fraction_pct: float) -> float:
-    """A cell's expected run time, relative: training grows with the fraction, evaluation on the
-    whole test subset does not (ETAD's cpu preset on the embedded dataset: a 100 % cell takes
-    about four times a 1 % cell). The grid starts the costliest cells first."""
-    return 1.0 + fraction_pct / 30.0
+def cell_cost(fraction_pct: float, full_train_s: float = DEFAULT_FULL_TRAIN_S) -> float:
+    """A cell's expected run time in seconds: start-up and evaluation on the whole test subset
+    (``CELL_OVERHEAD_S``, the same at every fraction) plus training, which grows with the
+    fraction up to ``full_train_s`` at 100 % (ETAD's cpu preset on the embedded dataset: 64 s
+    for a 100 % cell, 27 s for a 10 % one). The grid starts the costliest cells first."""
+    return CELL_OVERHEAD_S + full_train_s * fraction_pct / 100.0
+
+
+def full_train_s(model: str, preset: str) -> float:
+    """The preset's ``full_train_s`` (seconds of one-thread training on all training videos of
+    the embedded dataset, as measured where the preset is defined), else a typical value: it
+    only orders the cells, never changes what they compute."""
+    from tal_bench.pipelines.resolve import COST_KEY, load_presets
+
+    value = load_presets(model).get(preset, {}).get(COST_KEY)
+    return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_FULL_TRAIN_S
 
 
 def base_overrides(
@@ -173,8 +186,26 @@ def base_overrides(
     return merge(base, overrides_to_dict(list(sets)))
 
 
+def parse_models(spec: str | Sequence[str]) -> list[str]:
+    """``"etad,actionformer"`` (or a list) -> registered model names, in order, each once.
+
+    Raises:
+        TalBenchError: empty, unknown (with the registry's suggestions) or repeated names.
+    """
+    from tal_bench.models import get_spec
+
+    names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
+    if not names or any(not n for n in names):
+        raise TalBenchError(f"bad --model {spec!r}: empty name; write e.g. etad,actionformer")
+    if len(set(names)) != len(names):
+        raise TalBenchError(f"bad --model {spec!r}: a model is given twice; list each once")
+    for name in names:
+        get_spec(name)  # unknown: one line naming the registered models
+    return names
+
+
 def build_data_scaling(
-    model: str = "etad",
+    model: str | Sequence[str] = "etad",
     fractions: str | Sequence[float] = DEFAULT_FRACTIONS,
     slices: int = DEFAULT_SLICES,
     dataset: str | None = None,
@@ -184,23 +215,29 @@ def build_data_scaling(
     threads: int | None = 1,
     protocol: Protocol | None = None,
 ) -> GridSpec:
-    """Build the data-scaling grid: slice-major, so the first pass already gives a whole curve.
+    """Build the data-scaling grid over one or more models: slice-major, so the first pass
+    already gives a whole curve per model.
+
+    Every model trains with its own ``preset`` (each must have it) and the same overrides;
+    every row carries its ``model``. A cell's run key is that of the same cell in a grid of
+    its model alone, so a one-model grid resumes as before and its cells keep their keys.
 
     Args:
-        model: registered model name.
+        model: registered model name, or several (``"etad,actionformer"`` or a list).
         fractions: a ``--fractions`` spec (see ``parse_fractions``) or explicit percentages.
         slices: random draws per fraction (>= 1).
         dataset: registered dataset; ``None`` = the preset's.
-        preset: preset name.
+        preset: preset name, for every model.
         sets: ``KEY=VALUE`` overrides shared by all cells.
         seed: base seed; slice k trains with ``seed + k``.
         threads: torch threads per cell.
         protocol: protocol options (default: the study's).
 
     Raises:
-        TalBenchError: bad fractions, slices < 1, an override setting a grid axis, bad config
-            or protocol option.
+        TalBenchError: unknown or repeated model, a model without ``preset``, bad fractions,
+            slices < 1, an override setting a grid axis, bad config or protocol option.
     """
+    models = parse_models(model)
     pcts = parse_fractions(fractions) if isinstance(fractions, str) else list(fractions)
     if slices < 1:
         raise TalBenchError(f"--slices must be >= 1, got {slices}")
@@ -210,19 +247,43 @@ def build_data_scaling(
         for p in pcts
     ]
     overrides = base_overrides(dataset, sets, protocol)
-    cells, base = build_cells(model, preset, overrides, variants, AXES, threads)
-    _check_protocol(model, preset, overrides)
-    cells = [replace(c, cost=cell_cost(c.params["fraction_pct"])) for c in cells]
-    config = {"model": model, "preset": preset, "overrides": overrides, "base": base}
+    cells, bases = [], {}
+    for name in models:
+        model_cells, bases[name] = build_cells(name, preset, overrides, variants, AXES, threads)
+        _check_protocol(name, preset, overrides)
+        train_s = full_train_s(name, preset)
+        cells += [_with_model(c, name, train_s, len(models) > 1) for c in model_cells]
+    if len(models) == 1:  # the layout of one-model runs before multi-model grids: they resume
+        config = {"model": models[0], "preset": preset, "overrides": overrides,
+                  "base": bases[models[0]]}  # fmt: skip
+    else:
+        config = {"model": ",".join(models), "models": models, "preset": preset,
+                  "overrides": overrides, "bases": bases}  # fmt: skip
     return GridSpec(
         command=COMMAND,
         cells=cells,
         config=config,
         seeds={"base_seed": seed, "train": "base_seed + slice"},
-        axes={"fractions_pct": [float(p) for p in pcts], "slices": slices, "seed": seed},
-        group_by=["fraction_pct"],
+        axes={
+            "models": models,
+            "fractions_pct": [float(p) for p in pcts],
+            "slices": slices,
+            "seed": seed,
+        },  # fmt: skip
+        group_by=["model", "fraction_pct"],
         metrics=METRICS,
         pick=pick_fields(ROW_FIELDS),
+    )
+
+
+def _with_model(cell: Cell, model: str, train_s: float, label: bool) -> Cell:
+    """The cell with its model as a row column (added after the run key: see build_cells), its
+    cost, and the model in its label when the grid has several."""
+    return replace(
+        cell,
+        params={"model": model, **cell.params},
+        label=f"{model} {cell.label}" if label else cell.label,
+        cost=cell_cost(cell.params["fraction_pct"], train_s),
     )
 
 
@@ -232,19 +293,3 @@ def _check_protocol(model: str, preset: str, overrides: dict[str, Any]) -> None:
     from tal_bench.pipelines.train import check_protocol
 
     check_protocol(apply_protocol(resolve_run_config(model, preset, overrides)))
-
-
-def run_data_scaling(
-    spec: GridSpec,
-    opts: ExecOptions | None = None,
-    out: str | None = None,
-    reporter: Reporter | None = None,
-    cell_fn: Callable[[dict[str, Any]], dict[str, Any]] = train_cell,
-) -> dict[str, Any]:
-    """Run (or resume) a data-scaling grid built by :func:`build_data_scaling`.
-
-    Returns:
-        The JSON summary (``run_dir``, counts ``cells/ok/failed/timeout/skipped/complete``,
-        ``groups``: per fraction ``n``, ``map_avg_pct_mean``, ``map_avg_pct_std``...).
-    """
-    return execute_grid(spec, opts or ExecOptions(), out, reporter, cell_fn)

@@ -107,6 +107,15 @@ def _from_run(path: Path, model: str | None) -> tuple[pd.DataFrame, dict[str, An
     df = load_rows(path)
     if "kind" in df.columns and (df["kind"] == "cell").any():
         df = df[df["kind"] == "cell"]
+    if model is not None and "model" in df.columns:
+        if model not in set(df["model"]):
+            raise TalBenchError(
+                f"{path} has no rows of model {model!r}; its models: {', '.join(run_models(path))}"
+            )
+        df = df[df["model"] == model]
+    elif "model" in df.columns and df["model"].nunique() > 1:
+        shown = ", ".join(run_models(path))
+        raise TalBenchError(f"{path} holds several models ({shown}); pass --model to fit one")
     missing = [c for c in ("fraction_pct", "map_avg_pct") if c not in df.columns]
     if missing:
         raise TalBenchError(
@@ -132,6 +141,20 @@ def _from_run(path: Path, model: str | None) -> tuple[pd.DataFrame, dict[str, An
     info = {"kind": "run", "model": name, "command": meta.get("command"),
             "n_rows": int(len(df)), "n_failed": n_failed}  # fmt: skip
     return table, info
+
+
+def run_models(path: str | Path) -> list[str]:
+    """The models of a run directory's grid cells, in grid order (one for a one-model grid)."""
+    path = Path(path)
+    if not (path.is_dir() or path.name in ("meta.json", "rows.jsonl")):
+        return []
+    config = load_meta(path).get("config") or {}
+    if isinstance(config.get("models"), list):
+        return [str(m) for m in config["models"]]
+    df = load_rows(path)
+    if "model" in df.columns:
+        return [str(m) for m in dict.fromkeys(df["model"].dropna())]
+    return [str(config["model"])] if isinstance(config.get("model"), str) else []
 
 
 def _column(df: pd.DataFrame, name: str) -> np.ndarray | None:
@@ -225,24 +248,47 @@ def run_fit(
 ) -> dict[str, Any]:
     """Load a curve, fit, and write ``fits.json``, ``fits.png`` and ``curve.csv``.
 
-    Every check runs before anything is written: bad input writes nothing.
+    A run of several models (``talbench data-scaling --model a,b``) gets one fit per model,
+    each in its own directory ``<out>/fits/<model>/`` (the same three files, the same schema);
+    ``model`` picks one of them. Every check (of every model) runs before anything is written:
+    bad input writes nothing.
 
     Args:
         results: data-scaling run directory or curve CSV.
         families: families (``"5pl,exp"`` or a list); default all of ``CURVES``.
         out_dir: where to write; default the run directory, or the CSV's directory.
-        model: the model to fit when the CSV holds several (its ``model`` column).
+        model: the model to fit when the run or the CSV holds several (its ``model`` column).
         **options: passed to :func:`fit_anchors` (``target_pct``, ``upto_pct``, ``first_k``,
             ``n_boot``, ``n_boot_backtest``, ``level``, ``seed``).
 
     Returns:
-        The summary written to ``fits.json`` (with ``input`` and ``outputs`` blocks).
+        The summary written to ``fits.json`` (with ``input`` and ``outputs`` blocks); for several
+        models ``{"models": {model: summary}}``.
     """
     fams = parse_families(families)
-    anchors, info, curve = load_curve(results, model)
-    summary = {"schema": FITS_SCHEMA, "input": info, **fit_anchors(anchors, fams, **options)}
     path = Path(results)
     out = Path(out_dir) if out_dir is not None else path if path.is_dir() else path.parent
+    models = run_models(path) if model is None else [model]
+    if len(models) <= 1:
+        summary = _fit_one(path, model, fams, options)
+        _write_fit(summary, path, out, summary.pop("_curve"))
+        return summary
+    summaries = {m: _fit_one(path, m, fams, options) for m in models}  # all checks first
+    for name, summary in summaries.items():
+        _write_fit(summary, path, out / FITS_DIR / name, summary.pop("_curve"))
+    return {"schema": FITS_SCHEMA, "models": summaries}
+
+
+FITS_DIR = "fits"  # per-model fits of a multi-model run: <run>/fits/<model>/fits.json
+
+
+def _fit_one(path: Path, model: str | None, fams: list[str], options: dict[str, Any]) -> dict:
+    anchors, info, curve = load_curve(path, model)
+    return {"schema": FITS_SCHEMA, "input": info, **fit_anchors(anchors, fams, **options),
+            "_curve": curve}  # fmt: skip
+
+
+def _write_fit(summary: dict[str, Any], path: Path, out: Path, curve: pd.DataFrame) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -254,7 +300,6 @@ def run_fit(
     if not (path.is_file() and csv_path.resolve() == path.resolve()):  # never overwrite the input
         atomic_write_text(csv_path, curve_csv_text(curve))
     _write_figure(summary, out)
-    return summary
 
 
 def _jsonable(obj: Any) -> Any:

@@ -69,7 +69,7 @@ class Cell:
     params: dict[str, Any]  # the cell's axis values, written as row columns
     payload: dict[str, Any]  # what the cell function receives (model, preset, overrides)
     label: str  # short name for progress bars, e.g. "10% slice 2"
-    cost: float = 1.0  # expected run time relative to the grid's other cells (launch order)
+    cost: float = 1.0  # expected run time (any unit shared by the grid's cells): launch order
 
 
 def drop_paths(config: dict[str, Any], paths: Iterable[str]) -> dict[str, Any]:
@@ -384,23 +384,30 @@ class GridSpec:
     group_by: list[str]  # aggregate over cells sharing these axes
     metrics: list[str]  # aggregated columns
     pick: FieldPicker
+    # Builds, in the parent before any cell starts, what the cells would otherwise race to build
+    # and cache (sampling-ratio EGS: the frames dataset and the pretrained encoder).
+    prepare: Callable[[GridSpec], None] | None = None
 
 
 def execute_grid(
     spec: GridSpec,
-    opts: ExecOptions,
+    opts: ExecOptions | None = None,
     out: str | None = None,
     reporter: Reporter | None = None,
     cell_fn: Callable[[dict[str, Any]], dict[str, Any]] = train_cell,
 ) -> dict[str, Any]:
-    """Create or resume the run, run the missing cells, write ``summary.json``.
+    """Create or resume the run of any grid command, run the missing cells, write
+    ``summary.json``. ``spec.prepare`` runs first when the cells are real trainings.
 
     Returns:
         The JSON summary: run dir, counts, per-group mean/std/n, wall time.
     """
     from tal_bench.records import create_run
 
+    opts = opts or ExecOptions()
     check_executor_options(opts.executor, opts.jobs, opts.timeout_s, opts.slurm_cluster)
+    if spec.prepare is not None and cell_fn is train_cell:
+        spec.prepare(spec)
     run = create_run(out, spec.command, spec.config, spec.seeds)
     executor = make_executor(
         opts.executor, opts.jobs, opts.timeout_s, opts.threads, run.path / "submitit",

@@ -1,12 +1,13 @@
 """``talbench report``: find run directories, load their records and write every figure and table
 of the study and of ETAD, plus one self-contained HTML page and a Markdown page.
 
-Runs are recognised by their contents, not their names: grid cells (``kind == "cell"``) without
-``dps_ratio`` / ``egs_ratio`` are data-scaling cells, with one of them sampling-ratio cells (DPS
-or EGS); rows with a ``length`` are
-inference profiles; ``train_epoch``/``train`` rows come from ``talbench profile --mode train``,
-``result`` rows from ``talbench train``; a ``fits.json`` comes from ``talbench fit``; sampler
-timelines are found next to the rows (see :mod:`tal_bench.plots.runs`).
+Runs are recognised by the command recorded in their ``meta.json`` (:func:`run_kind`), not by
+their names or by which columns their rows happen to have: ``data-scaling`` runs make the
+learning curves and Table 2 (with ``talbench train`` results and training profiles),
+``sampling-ratio`` runs the DPS or EGS section (their config's ``kind``), ``profile`` runs the
+compute and timeline sections, ``fits.json`` files (``talbench fit``) the projections. A run of
+a command the report does not know gets a generic section listing its rows. Each kind of run has
+its own section function, called by :func:`build_report` in report order.
 
 Fitted curves are drawn only from ``fits.json`` files (``talbench fit`` output); the report never
 fits on its own, so the curves shown are exactly the recorded ones.
@@ -108,22 +109,23 @@ def _is_cell(rows: pd.DataFrame) -> pd.Series:
     return rows["kind"].eq("cell") if "kind" in rows.columns else pd.Series(False, rows.index)
 
 
-def _scaling_mask(rows: pd.DataFrame) -> pd.Series:
-    mask = _is_cell(rows)
-    for col in ("dps_ratio", "egs_ratio"):
-        if col in rows.columns:
-            mask &= rows[col].isna()
-    return mask
+# --------------------------------------------------------------------------- kinds of run
+
+KNOWN_COMMANDS = ("data-scaling", "sampling-ratio", "profile", "train", "fit")
 
 
-def _ratio_mask(rows: pd.DataFrame, kind: str = "dps") -> pd.Series:
-    if f"{kind}_ratio" not in rows.columns:
-        return pd.Series(False, rows.index)
-    return _is_cell(rows) & rows[f"{kind}_ratio"].notna()
+def run_kind(run: RunData) -> str:
+    """What a run is, from the command in its ``meta.json``: the command, with the sampler for
+    ``sampling-ratio`` (``sampling-ratio/dps``, ``sampling-ratio/egs``); ``other`` when unknown."""
+    command = str(run.meta.get("command") or "")
+    if command == "sampling-ratio":
+        return f"sampling-ratio/{(run.meta.get('config') or {}).get('kind') or 'dps'}"
+    return command if command in KNOWN_COMMANDS else "other"
 
 
-def _egs_mask(rows: pd.DataFrame) -> pd.Series:
-    return _ratio_mask(rows, "egs")
+def runs_of(runs: list[RunData], *kinds: str) -> list[RunData]:
+    """The runs of these kinds (``run_kind``), in their order."""
+    return [run for run in runs if run_kind(run) in kinds]
 
 
 def _profile_mask(rows: pd.DataFrame) -> pd.Series:
@@ -144,8 +146,11 @@ def _footer(runs: list[RunData]) -> str:
 
 
 def _scaling_section(rep: _Report, runs: list[RunData], metric: str) -> None:
-    rows, used = _rows_of(runs, _scaling_mask)
-    train_rows, _ = _rows_of(runs, _train_mask)
+    """The study's Fig. 2 (learning curves of every model, ± std bands) and Table 2 (training
+    time and mAP per model at its largest fraction) from data-scaling runs; Table 2 also takes
+    ``talbench train`` results and training profiles."""
+    rows, used = _rows_of(runs_of(runs, "data-scaling"), _is_cell)
+    train_rows, _ = _rows_of(runs_of(runs, "train", "profile"), _train_mask)
     if rows.empty and train_rows.empty:
         return
     sec = Section("Data efficiency")
@@ -159,6 +164,11 @@ def _scaling_section(rep: _Report, runs: list[RunData], metric: str) -> None:
         )
     both = pd.concat([rows, train_rows], ignore_index=True)
     sec.tables.append(rep.table(tables.study_table(both)))
+    sec.notes.append(
+        "Table: per model at its largest training fraction, mean ± sample std over the ok runs; "
+        "training time is wall time, CPU time the training process's user + system time (which "
+        "other jobs on a shared machine do not inflate)."
+    )
     rep.sections.append(sec)
 
 
@@ -172,7 +182,11 @@ def _check_metric(rows: pd.DataFrame, metric: str) -> None:
 
 
 def _fit_model(run: RunData, by_path: dict[Path, RunData]) -> str:
-    """Model of the data a fits.json was fitted on: its own run's rows, else its input run."""
+    """Model of the data a fits.json was fitted on: as fits.json records it, else its own
+    run's rows, else its input run."""
+    recorded = ((run.fits or {}).get("input") or {}).get("model")
+    if isinstance(recorded, str) and recorded:
+        return recorded
     if "model" in run.rows.columns and not run.rows.empty:
         return str(run.rows["model"].iloc[0])
     source = Path(str(((run.fits or {}).get("input") or {}).get("path") or ""))
@@ -205,11 +219,13 @@ def _fit_section(rep: _Report, runs: list[RunData]) -> None:
         "slices); 'slices only' is the bootstrap alone."
     )
     by_path = {r.path.resolve(): r for r in runs}
-    scaling_rows, _ = _rows_of(runs, _scaling_mask)
+    scaling_rows, _ = _rows_of(runs_of(runs, "data-scaling"), _is_cell)
     names: set[str] = set()
-    for run in fit_runs:
+    models = [_fit_model(run, by_path) for run in fit_runs]
+    sec.tables.append(rep.table(tables.projections_table(
+        [(m, r.fits or {}) for m, r in zip(models, fit_runs, strict=True)])))  # fmt: skip
+    for run, model in zip(fit_runs, models, strict=True):
         fits = run.fits or {}
-        model = _fit_model(run, by_path)
         key = _unique(f"{model}", names)
         anchors = _fit_anchors(run, model, scaling_rows)
         table = figures.fit_plot_table(fits, anchors)
@@ -305,7 +321,7 @@ def _train_profile_mask(rows: pd.DataFrame) -> pd.Series:
 
 
 def _ratio_section(rep: _Report, runs: list[RunData]) -> None:
-    rows, used = _rows_of(runs, _ratio_mask)
+    rows, used = _rows_of(runs_of(runs, "sampling-ratio/dps"), _is_cell)
     if rows.empty:
         return
     sec = Section("DPS sampling ratio")
@@ -322,7 +338,7 @@ def _ratio_section(rep: _Report, runs: list[RunData]) -> None:
 
 
 def _egs_section(rep: _Report, runs: list[RunData]) -> None:
-    rows, used = _rows_of(runs, _egs_mask)
+    rows, used = _rows_of(runs_of(runs, "sampling-ratio/egs"), _is_cell)
     if rows.empty:
         return
     sec = Section("EGS sampling ratio (end-to-end training)")
@@ -349,6 +365,29 @@ def _egs_section(rep: _Report, runs: list[RunData]) -> None:
         )
     sec.tables.append(rep.table(tables.strategy_table(table, "egs")))
     rep.sections.append(sec)
+
+
+MAX_GENERIC_ROWS = 200  # rows listed per run of an unknown command
+
+
+def _other_section(rep: _Report, runs: list[RunData]) -> None:
+    """Runs of commands the report has no section for: their rows, listed as recorded."""
+    names: set[str] = set()
+    for run in runs_of(runs, "other"):
+        command = str(run.meta.get("command") or "?")
+        sec = Section(f"Other runs: {command}")
+        rows = run.rows.drop(columns=["run_dir"], errors="ignore")
+        shown = rows.head(MAX_GENERIC_ROWS)
+        key = _unique(f"rows_{command}_{run.path.name}", names)
+        title = f"{command} run {run.path.name}: {len(rows)} rows"
+        display = shown.astype(object).where(shown.notna(), "-").astype(str)
+        sec.tables.append(rep.table(tables.Table(key, title, shown, display)))
+        sec.notes.append(
+            f"The report has no section for {command!r} runs (known: "
+            f"{', '.join(KNOWN_COMMANDS)}); its rows are listed as recorded"
+            + (f", the first {MAX_GENERIC_ROWS}." if len(rows) > MAX_GENERIC_ROWS else ".")
+        )
+        rep.sections.append(sec)
 
 
 def _failure_section(rep: _Report, runs: list[RunData]) -> int:
@@ -422,10 +461,11 @@ def build_report(
     rep = _Report(out, formats)
     _scaling_section(rep, runs, metric)
     _fit_section(rep, runs)
-    _compute_section(rep, runs)
-    _timeline_section(rep, runs)
+    _compute_section(rep, runs_of(runs, "profile"))
+    _timeline_section(rep, runs_of(runs, "profile"))
     _ratio_section(rep, runs)
     _egs_section(rep, runs)
+    _other_section(rep, runs)
     failures = _failure_section(rep, runs)
     _runs_section(rep, runs)
     return _write_pages(rep, runs, failures)

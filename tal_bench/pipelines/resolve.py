@@ -43,6 +43,9 @@ from tal_bench.postprocess import resolve_post
 
 SECTIONS = ("data", "model", "train", "eval")
 MODES = ("window", "resize", "full")
+# A preset's optional hint beside its sections: seconds of one-thread full-data training on the
+# embedded dataset. Grids order their cells by it (pipelines.data_scaling.cell_cost); no config.
+COST_KEY = "full_train_s"
 
 
 def load_presets(model: str) -> dict[str, dict[str, Any]]:
@@ -94,6 +97,7 @@ def preset_table(model: str, preset: str) -> dict[str, Any]:
         raise TalBenchError(f"unknown preset {preset!r} for model {model!r}; available: {known}")
     table = dict(presets[preset])
     base = table.pop("extends", None)
+    table.pop(COST_KEY, None)
     _check_sections(table, f"preset {model}.{preset}: ")
     if base is not None:
         if base == preset or presets.get(base, {}).get("extends") is not None:

@@ -21,22 +21,17 @@ gets gradients).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 from tal_bench.config import SAMPLING_STRATEGIES
 from tal_bench.errors import TalBenchError
 from tal_bench.pipelines.data_scaling import base_overrides
 from tal_bench.pipelines.grid import (
-    ExecOptions,
     GridSpec,
-    Reporter,
     build_cells,
-    execute_grid,
     parse_number,
     pick_fields,
-    train_cell,
 )
 
 COMMAND = "sampling-ratio"
@@ -116,6 +111,29 @@ def check_kind(kind: str) -> None:
         raise TalBenchError(f"unknown --kind {kind!r}; choose dps or egs")
 
 
+SAMPLERS = {"dps": "detector proposal sampling (DPS)", "egs": "encoder gradient sampling (EGS)"}
+
+
+def check_sampling_model(model: str, kind: str) -> None:
+    """The model must have the ``<kind>_ratio`` / ``<kind>_strategy`` fields (ETAD's samplers);
+    anything else is one line naming the models that have them."""
+    from dataclasses import fields
+
+    from tal_bench.models import get_spec, list_models
+
+    def has_sampler(name: str) -> bool:
+        return {f"{kind}_ratio", f"{kind}_strategy"} <= {
+            f.name for f in fields(get_spec(name).config_cls)
+        }
+
+    if not has_sampler(model):
+        able = [m for m in list_models() if has_sampler(m)]
+        raise TalBenchError(
+            f"model {model!r} has no {SAMPLERS[kind]}, which sampling-ratio --kind {kind} "
+            f"varies; use --model {' or '.join(able) or '(no registered model has it)'}"
+        )
+
+
 def strategy_free(kind: str, ratio: float) -> bool:
     """Whether every strategy trains the same at ``ratio`` (1: all sampled; EGS 0: none)."""
     return ratio >= 1.0 or (kind == "egs" and ratio <= 0.0)
@@ -154,6 +172,7 @@ def build_sampling_ratio(
         TalBenchError: bad kind, ratios or strategies, seeds < 1, a model without the fields.
     """
     check_kind(kind)
+    check_sampling_model(model, kind)
     if ratios is None:
         ratios = DEFAULT_EGS_RATIOS if kind == "egs" else DEFAULT_RATIOS
     rs = parse_ratios(ratios, allow_zero=kind == "egs") if isinstance(ratios, str) else list(ratios)
@@ -191,6 +210,7 @@ def build_sampling_ratio(
         group_by=[strategy_col, ratio_col],
         metrics=EGS_METRICS if kind == "egs" else METRICS,
         pick=pick_fields(ROW_FIELDS),
+        prepare=prepare_shared_data if kind == "egs" else None,
     )
 
 
@@ -201,7 +221,7 @@ def prepare_shared_data(spec: GridSpec) -> None:
     from tal_bench.models import create_model
     from tal_bench.pipelines.resolve import resolve_run_config
 
-    if spec.config.get("kind") != "egs" or not spec.cells:
+    if not spec.cells:
         return
     payload = spec.cells[0].payload
     cfg = resolve_run_config(payload["model"], payload["preset"], payload["overrides"])
@@ -209,16 +229,3 @@ def prepare_shared_data(spec: GridSpec) -> None:
     model = create_model(cfg.model_name, cfg.model, ds.feature_meta.input_dim, len(ds.classes))
     if hasattr(model, "prepare"):
         model.prepare(ds, ds.resolve_subset(cfg.data.train_subset))
-
-
-def run_sampling_ratio(
-    spec: GridSpec,
-    opts: ExecOptions | None = None,
-    out: str | None = None,
-    reporter: Reporter | None = None,
-    cell_fn: Callable[[dict[str, Any]], dict[str, Any]] = train_cell,
-) -> dict[str, Any]:
-    """Run (or resume) a sampling-ratio grid built by :func:`build_sampling_ratio`."""
-    if cell_fn is train_cell:
-        prepare_shared_data(spec)
-    return execute_grid(spec, opts or ExecOptions(), out, reporter, cell_fn)

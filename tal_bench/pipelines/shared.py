@@ -4,17 +4,21 @@ Each cell trains and runs its own model, but every cell that scores the same tes
 the same item geometry cuts the same test items out of the same feature files, and every cell
 whose video-level classifier is the internal one pools the same videos' features. ``EvalInputs``
 is that work: built by the first cell that needs it and kept in the run directory
-(``<run>/shared/<key>.pt``, written atomically), so later cells -- other worker processes, a
-resumed grid, Slurm jobs on a shared file system -- load it instead. A cell that cannot read or
+(``<run>/shared/items-<key>.pt`` and ``pooled-<key>.pt``, written atomically), so later cells
+-- other worker processes, a resumed grid, Slurm jobs on a shared file system -- load it
+instead. A cell that cannot read or
 write the file (a Ray worker on another machine) builds its own copy, which is the same.
 
 Test items are kept only while they fit in ``MAX_ITEM_BYTES`` (the embedded dataset's 1,485
 windows: 24 MB); real THUMOS-14 I3D windows would take gigabytes in every worker, so there
 each cell cuts its items lazily as before and only the pooled features are shared.
 
-The key names everything the content depends on: dataset, root, train and test subsets, the
-item geometry (mode, window, stride, resize / truncation length, downsampling) and the package
-version; cells of different models share a file when their items are the same. The loaded
+Each file's key names exactly what its content depends on, so that cells of different models
+(a grid over ETAD's windows and ActionFormer's whole videos) share only what is identical: the
+test items depend on the dataset, root, test subset, package version and the item geometry the
+mode reads (window: length, test stride, minimum inside share; resize: length; full: maximum
+length; all: downsampling); the pooled features on the dataset, root, both subsets and the
+version, not on the mode, so every model of the grid reads one file. The loaded
 tensors are bit-for-bit those a cell would build, so rows do not depend on where a cell ran.
 The prepared ground truth (``prepare_ground_truth``, ~10 ms) is not worth a file.
 """
@@ -41,7 +45,12 @@ if TYPE_CHECKING:
     from tal_bench.data import TalDataset
 
 MAX_ITEM_BYTES = 256 * 2**20  # test items larger than this are not kept (see the docstring)
-ITEM_FIELDS = ("mode", "window", "window_stride", "resize_len", "max_len", "downsample")
+# What build_items reads of the data config for test items, per mode (tal_bench.data.items).
+GEOMETRY = {
+    "window": ("window", "test_window_stride", "window_stride", "window_min_inside"),
+    "resize": ("resize_len",),
+    "full": ("max_len",),
+}
 
 
 @dataclass
@@ -53,21 +62,39 @@ class EvalInputs:
     pooled: dict[str, np.ndarray]  # video id -> (3C,) ``pool_video`` of train and test videos
 
 
-def eval_inputs_key(cfg: RunConfig) -> str:
-    """What ``EvalInputs`` depends on, hashed (``cfg`` resolved: no "auto" left)."""
+def _source(cfg: RunConfig) -> dict:
     data = cfg.data
-    parts = {name: getattr(data, name) for name in ITEM_FIELDS}
-    parts |= dict(dataset=data.dataset, root=data.root, version=tal_bench.__version__)
-    parts |= dict(train=data.train_subset, test=data.test_subset)
+    return dict(dataset=data.dataset, root=data.root, version=tal_bench.__version__)
+
+
+def items_key(cfg: RunConfig) -> str:
+    """What the test items depend on, hashed (``cfg`` resolved: no "auto" left)."""
+    data = cfg.data
+    geometry = {name: getattr(data, name) for name in GEOMETRY.get(data.mode, ())}
+    parts = _source(cfg) | geometry | dict(mode=data.mode, downsample=data.downsample)
+    return config_hash(parts | dict(test=data.test_subset), length=16)
+
+
+def pooled_key(cfg: RunConfig) -> str:
+    """What the pooled features depend on, hashed: the videos, not how items are cut."""
+    data = cfg.data
+    parts = _source(cfg) | dict(train=data.train_subset, test=data.test_subset)
     return config_hash(parts, length=16)
 
 
 def build_eval_inputs(ds: TalDataset, cfg: RunConfig, train_subset: str, test_subset: str):
     """Build ``EvalInputs`` from the dataset (what a cell does when no shared copy exists)."""
     test_ids = ds.video_ids(test_subset)
+    return EvalInputs(
+        _small_items(ds, cfg, test_subset, test_ids),
+        test_ids,
+        _pooled(ds, train_subset, test_ids),
+    )
+
+
+def _pooled(ds: TalDataset, train_subset: str, test_ids: list[str]) -> dict[str, np.ndarray]:
     videos = dict.fromkeys([*ds.video_ids(train_subset), *test_ids])  # ordered, no repeats
-    pooled = {v: pool_video(ds.load_features(v)) for v in videos}
-    return EvalInputs(_small_items(ds, cfg, test_subset, test_ids), test_ids, pooled)
+    return {v: pool_video(ds.load_features(v)) for v in videos}
 
 
 def _small_items(
@@ -92,7 +119,8 @@ def _small_items(
 def shared_eval_inputs(
     ds: TalDataset, cfg: RunConfig, train_subset: str, test_subset: str, shared_dir: str | Path
 ) -> EvalInputs:
-    """``EvalInputs`` from ``shared_dir`` if an earlier cell left it there, else built and left.
+    """``EvalInputs`` from ``shared_dir`` where an earlier cell left its parts, else built and
+    left there (the items and the pooled features each under their own key).
 
     Args:
         ds: the opened dataset of ``cfg``.
@@ -100,32 +128,50 @@ def shared_eval_inputs(
         train_subset, test_subset: resolved subset names.
         shared_dir: the grid's shared directory (created if missing).
     """
-    path = Path(shared_dir) / f"test-{eval_inputs_key(cfg)}.pt"
+    shared = Path(shared_dir)
+    items_path = shared / f"items-{items_key(cfg)}.pt"
+    pooled_path = shared / f"pooled-{pooled_key(cfg)}.pt"
+    test = _shared(items_path, _read_items, _write_items, lambda: _test_part(ds, cfg, test_subset))
+    pooled = _shared(pooled_path, _read_pooled, _write_pooled,
+                     lambda: _pooled(ds, train_subset, test[1]))  # fmt: skip
+    return EvalInputs(test[0], test[1], pooled)
+
+
+def _test_part(ds: TalDataset, cfg: RunConfig, test_subset: str):
+    test_ids = ds.video_ids(test_subset)
+    return _small_items(ds, cfg, test_subset, test_ids), test_ids
+
+
+def _shared(path: Path, read, write, build):
+    """The part stored at ``path``, else built and stored (unwritable: this cell keeps it)."""
     with contextlib.suppress(OSError, RuntimeError, KeyError, EOFError):
-        return _read(path)
-    data = build_eval_inputs(ds, cfg, train_subset, test_subset)
-    with contextlib.suppress(OSError):  # unwritable (another machine): this cell keeps its copy
-        _write(path, data)
+        return read(path)
+    data = build()
+    with contextlib.suppress(OSError):
+        _save(path, write(data))
     return data
 
 
 ITEM_SCALARS = ("video_id", "duration_s", "t0_s", "step_s", "window_start")
 
 
-def _write(path: Path, data: EvalInputs) -> None:
+def _write_items(part) -> dict:
+    items, video_ids = part
+    return {"items": None if items is None else _item_columns(items), "video_ids": video_ids}
+
+
+def _write_pooled(pooled: dict[str, np.ndarray]) -> dict:
+    ids = list(pooled)
+    return {"pooled_ids": ids, "pooled": torch.from_numpy(np.stack([pooled[v] for v in ids]))}
+
+
+def _save(path: Path, blob: dict) -> None:
     """Atomically: a crash leaves the old file or none, two writers leave one whole file.
 
     Each tensor field of the items is stored concatenated (a few large tensors load far faster
     than thousands of small ones under ``weights_only``).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    pooled_ids = list(data.pooled)
-    blob = {
-        "items": None if data.items is None else _item_columns(data.items),
-        "video_ids": data.video_ids,
-        "pooled_ids": pooled_ids,
-        "pooled": torch.from_numpy(np.stack([data.pooled[v] for v in pooled_ids])),  # (V, 3C)
-    }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)  # readable like the run's other files (mkstemp makes it 0600)
@@ -151,11 +197,14 @@ def _item_columns(items: list[VideoItem]) -> dict:
     }
 
 
-def _read(path: Path) -> EvalInputs:
+def _read_items(path: Path):
     blob = torch.load(path, weights_only=True)
-    pooled = dict(zip(blob["pooled_ids"], blob["pooled"].numpy(), strict=True))
-    items = None if blob["items"] is None else _items(blob["items"])
-    return EvalInputs(items, blob["video_ids"], pooled)
+    return (None if blob["items"] is None else _items(blob["items"])), blob["video_ids"]
+
+
+def _read_pooled(path: Path) -> dict[str, np.ndarray]:
+    blob = torch.load(path, weights_only=True)
+    return dict(zip(blob["pooled_ids"], blob["pooled"].numpy(), strict=True))
 
 
 def _items(columns: dict) -> list[VideoItem]:

@@ -61,7 +61,7 @@ def _stats(grp: pd.DataFrame, col: str) -> tuple[float, float]:
     return mean, std
 
 
-_STUDY_COLS = ("map_avg_pct", "map_pct_at_0.50", "train_time_s", "peak_mem_mib")
+_STUDY_COLS = ("map_avg_pct", "map_pct_at_0.50", "train_time_s", "train_cpu_s", "peak_mem_mib")
 # Row kind -> where the result comes from (grid cell, talbench train, profile --mode train).
 _SOURCES = {"cell": "grid", "result": "train", "train": "profile"}
 
@@ -78,7 +78,8 @@ def study_table(rows: pd.DataFrame) -> Table:
 
     Returns:
         Table with ``model, source, fraction_pct, n`` and mean/std of ``map_avg_pct``,
-        ``map_pct_at_0.50``, ``train_time_s``, ``peak_mem_mib``.
+        ``map_pct_at_0.50``, ``train_time_s``, ``train_cpu_s`` (training process CPU time, when
+        recorded), ``peak_mem_mib``.
     """
     ok = ok_rows(rows)
     ok = (
@@ -121,6 +122,7 @@ def study_table(rows: pd.DataFrame) -> Table:
             "avg mAP (%)": _ms(data, "map_avg_pct"),
             "mAP@0.50 (%)": _ms(data, "map_pct_at_0.50"),
             "training time (s)": _ms(data, "train_time_s", 1),
+            "training CPU time (s)": _ms(data, "train_cpu_s", 1),
             "peak memory (MiB)": _ms(data, "peak_mem_mib", 0),
         }
     )
@@ -394,6 +396,44 @@ def projection_table(fits: dict[str, Any], model: str) -> Table:
         "trust": data["warning"].replace("", "no warning"),
     })  # fmt: skip
     return Table(f"projection_{model}", f"Projection: {model}", data, display)
+
+
+def projections_table(fits_by_model: list[tuple[str, dict[str, Any]]]) -> Table:
+    """The projections of several fits side by side, one row per fit (model): the method the
+    backtest selected, its projection and interval at the target, and the measured value there
+    when the curve has it.
+
+    Args:
+        fits_by_model: ``(model, fits.json object)`` pairs, in report order.
+    """
+    records = []
+    for model, fits in fits_by_model:
+        proj = fits.get("projection") or {}
+        lo, hi = (proj.get("interval") or [None, None])[:2]
+        records.append({
+            "model": model, "upto_pct": _num(proj.get("upto")),
+            "target_pct": _num(proj.get("target")), "method": proj.get("selected") or "-",
+            "projected": _num(proj.get("projected")), "lo": _num(lo), "hi": _num(hi),
+            "level": _num(proj.get("level")), "actual": _num(proj.get("actual")),
+            "actual_std": _num(proj.get("actual_std")), "trusted": not proj.get("warning"),
+        })  # fmt: skip
+    data = pd.DataFrame.from_records(records, columns=[
+        "model", "upto_pct", "target_pct", "method", "projected", "lo", "hi", "level", "actual",
+        "actual_std", "trusted"])  # fmt: skip
+    display = pd.DataFrame({
+        "model": data["model"],
+        "fit on ≤ (%)": data["upto_pct"].map(lambda v: fmt_num(v, 0)),
+        "target (%)": data["target_pct"].map(lambda v: fmt_num(v, 0)),
+        "method": data["method"],
+        "projected (mAP pts)": data["projected"].map(fmt_num),
+        "interval": [_interval_text([lo, hi]) if not math.isnan(lo) else "-"
+                     for lo, hi in zip(data["lo"], data["hi"], strict=True)],
+        "level": data["level"].map(lambda v: "-" if math.isnan(v) else f"{v:.0%}"),
+        "measured (mAP pts)": [fmt_mean_std(m, s) for m, s in
+                               zip(data["actual"], data["actual_std"], strict=True)],
+        "trust": data["trusted"].map({True: "no warning", False: "warning (see below)"}),
+    })  # fmt: skip
+    return Table("projections", "Projections per model, side by side", data, display)
 
 
 def backtest_table(fits: dict[str, Any], model: str) -> Table:

@@ -201,11 +201,25 @@ CASES: dict[str, Case] = {
     "data-scaling/out-file": Case(GRID + " --out {file}", "is a file"),
     "data-scaling/corrupt-npy": Case(GRID, "cannot read feature file", _bytes("t0", b"\x93NUMPY")),
     "data-scaling/reversed": Case(GRID, "ends before it starts", _annotation(_reverse)),
+    "data-scaling/unknown-model": Case(GRID.replace("dummy", "dummy,etadd"), "'etadd'"),
+    "data-scaling/model-twice": Case(GRID.replace("dummy", "dummy,dummy"), "given twice"),
+    "data-scaling/model-empty": Case(GRID.replace("dummy", "dummy,"), "empty name"),
+    "data-scaling/preset-missing": Case(
+        GRID.replace("dummy", "etad,dummy") + " --preset egs",
+        "unknown preset 'egs' for model 'dummy'",
+    ),
     "sampling-ratio/ratios": Case(RATIO.replace("0.06,1.0", "0,0.5"), "outside (0, 1]"),
     "sampling-ratio/strategies": Case(RATIO + " --strategies grid,spiral", "unknown 'spiral'"),
     "sampling-ratio/kind": Case(RATIO + " --kind xyz", "--kind"),
     "sampling-ratio/seeds": Case(RATIO.replace("--seeds 1", "--seeds 0"), "--seeds must be"),
     "sampling-ratio/nan": Case(RATIO, "NaN/inf", _nan("v0")),
+    "sampling-ratio/no-dps": Case(
+        RATIO.replace("etad", "actionformer"), "'actionformer' has no detector proposal sampling"
+    ),
+    "sampling-ratio/no-dps-tridet": Case(RATIO.replace("etad", "tridet"), "use --model etad"),
+    "sampling-ratio/no-egs": Case(
+        RATIO.replace("etad", "temporalmaxer") + " --kind egs", "no encoder gradient sampling"
+    ),
     # profile
     "profile/length-0": Case("profile --model dummy --length 0", "lengths must be >= 1"),
     "profile/length-negative": Case("profile --model dummy --length -5", "lengths must be >= 1"),

@@ -11,6 +11,7 @@ from scipy.stats import t as student_t
 from tal_bench.errors import TalBenchError
 from tal_bench.fits import CURVES, Anchors, fit_range, project, run_backtest
 from tal_bench.fits.backtest import (
+    ENSEMBLE,
     Backtest,
     Forecast,
     backtest_min_points,
@@ -22,6 +23,7 @@ from tal_bench.fits.backtest import (
     select,
     weighted_quantile,
 )
+from tal_bench.fits.curves import BASELINES
 
 FRACTIONS = [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100]
 EXP3 = {"a": 50.0, "b": 0.04, "c": 60.0}  # truth at 100 %: 60 - 50 e^-4 = 59.08
@@ -88,6 +90,19 @@ def test_weighted_quantile_by_hand() -> None:
     # Masses at midpoints: values 0, 10 with weights 1, 3 -> cdf points 0.125, 0.625.
     assert weighted_quantile(np.array([10.0, 0.0]), np.array([3.0, 1.0]), [0.375]) == [5.0]
     assert weighted_quantile(np.arange(5.0), None, [0.5]) == [2.0]
+
+
+def test_backtest_with_no_family_small_enough_forecasts_with_the_baselines() -> None:
+    # Three fractions (a 10,30,100 grid fitted up to 100 %): the one cut has 2 points, fewer
+    # than any 3-parameter family needs, so the ensemble has no member and forecasts nothing.
+    a = _slices(EXP3).head(3)
+    bt = run_backtest(a, ["exp3", "5pl"], n_boot=0, level=0.95, seed=0)
+    assert bt.min_points == 2 and bt.cuts == [a.fractions[1]] and len(bt.pairs) == 1
+    forecasts = bt.pairs[0]["forecasts"]
+    assert set(forecasts) == {*BASELINES, ENSEMBLE}
+    assert forecasts[ENSEMBLE]["forecast"] is None and forecasts["last"]["forecast"] == (
+        pytest.approx(a.means[1])
+    )
 
 
 def test_backtest_pairs_and_cuts_by_hand() -> None:

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from tal_bench.cli import app
@@ -16,14 +15,6 @@ from tal_bench.registry import DATASETS
 TINY = "synthetic-thumos14-tiny"
 needs_tiny = pytest.mark.skipif(TINY not in DATASETS, reason=f"{TINY} is not registered")
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    """The inline executor sets torch threads in this process; put them back afterwards."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def _invoke(*args: str):
@@ -52,7 +43,7 @@ def _one_line_error(result, needle: str) -> None:
         (["sampling-ratio", "--kind", "xyz"], "unknown --kind"),
         (["sampling-ratio", "--ratios", "0.1,2"], "outside (0, 1]"),
         (["sampling-ratio", "--strategies", "random,spiral"], "unknown 'spiral'"),
-        (["sampling-ratio", "--model", "dummy"], "model.dps_ratio"),
+        (["sampling-ratio", "--model", "dummy"], "has no detector proposal sampling"),
     ],
 )
 def test_bad_options_are_one_red_line(tmp_path: Path, args: list[str], needle: str) -> None:

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 
 from tal_bench.errors import TalBenchError
-from tal_bench.pipelines.data_scaling import build_data_scaling, run_data_scaling
+from tal_bench.pipelines.data_scaling import build_data_scaling
 from tal_bench.pipelines.executors import make_executor
-from tal_bench.pipelines.grid import ExecOptions
+from tal_bench.pipelines.grid import ExecOptions, execute_grid
 from tal_bench.registry import DATASETS
 
 TINY = "synthetic-thumos14-tiny"
 # Columns that measure the machine or say who ran the cell; everything else must match.
 MEASURED = {
     "executor", "row_time", "train_time_s", "eval_time_s", "wall_time_s", "peak_mem_mib",
-    "step_time_ms",
+    "step_time_ms", "train_cpu_s",
 }  # fmt: skip
 
 needs_tiny = pytest.mark.skipif(
@@ -37,7 +37,7 @@ def spec():
 @pytest.fixture(scope="module")
 def local_rows(spec, tmp_path_factory):
     out = tmp_path_factory.mktemp("local") / "run"
-    summary = run_data_scaling(spec, ExecOptions("local", jobs=4), str(out))
+    summary = execute_grid(spec, ExecOptions("local", jobs=4), str(out))
     assert summary["ok"] == 4, summary
     return _rows(out)
 
@@ -85,7 +85,7 @@ def test_submitit_local_cluster_gives_the_same_rows(local_rows, spec, tmp_path) 
     pytest.importorskip("submitit")
     opts = ExecOptions("slurm", jobs=2, slurm_cluster="local")
     sub = _first_two(spec)
-    summary = run_data_scaling(sub, opts, str(tmp_path / "run"))
+    summary = execute_grid(sub, opts, str(tmp_path / "run"))
     assert summary["ok"] == 2
     rows = _rows(tmp_path / "run")
     assert {r["executor"] for r in rows} == {"slurm"}
@@ -96,7 +96,7 @@ def test_submitit_local_cluster_gives_the_same_rows(local_rows, spec, tmp_path) 
 def test_ray_gives_the_same_rows(local_rows, spec, tmp_path) -> None:
     ray = pytest.importorskip("ray")
     sub = _first_two(spec)
-    summary = run_data_scaling(sub, ExecOptions("ray", jobs=2), str(tmp_path / "run"))
+    summary = execute_grid(sub, ExecOptions("ray", jobs=2), str(tmp_path / "run"))
     assert summary["ok"] == 2
     assert not ray.is_initialized()  # the executor shut down the Ray it started
     rows = _rows(tmp_path / "run")

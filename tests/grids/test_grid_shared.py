@@ -10,26 +10,24 @@ import torch
 from grid_cellfns import RecordingReporter, make_cells, marker_cell
 
 from tal_bench.data import create_dataset
-from tal_bench.pipelines.data_scaling import build_data_scaling, run_data_scaling
+from tal_bench.pipelines.data_scaling import build_data_scaling
 from tal_bench.pipelines.executors import LocalExecutor, Task
-from tal_bench.pipelines.grid import ExecOptions, pick_fields, run_grid, train_cell
+from tal_bench.pipelines.grid import ExecOptions, execute_grid, pick_fields, run_grid, train_cell
 from tal_bench.pipelines.resolve import apply_protocol, resolve_run_config
-from tal_bench.pipelines.shared import build_eval_inputs, eval_inputs_key, shared_eval_inputs
+from tal_bench.pipelines.shared import (
+    build_eval_inputs,
+    items_key,
+    pooled_key,
+    shared_eval_inputs,
+)
 from tal_bench.records import create_run, open_run
 from tal_bench.registry import DATASETS
 
 TINY = "synthetic-thumos14-tiny"
 needs_tiny = pytest.mark.skipif(TINY not in DATASETS, reason=f"{TINY} is not registered")
 # Columns that measure the machine or say who ran the cell; everything else must match.
-MEASURED = {"executor", "row_time", "train_time_s", "eval_time_s", "wall_time_s", "peak_mem_mib"}
-
-
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    """The inline executor sets torch threads in this process; put them back afterwards."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+MEASURED = {"executor", "row_time", "train_time_s", "train_cpu_s", "eval_time_s", "wall_time_s",
+            "peak_mem_mib"}  # fmt: skip
 
 
 @needs_tiny
@@ -38,12 +36,14 @@ def test_shared_path_rows_equal_each_cell_run_alone(tmp_path: Path) -> None:
     # prediction pass reuses RoI tables); the plain path: train_cell with no shared directory,
     # one cell after another in this process, which is what every cell did before.
     spec = build_data_scaling("etad", "50,100", 1, TINY, "cpu", ["train.epochs=1"], threads=1)
-    summary = run_data_scaling(spec, ExecOptions("inline"), str(tmp_path / "run"))
+    summary = execute_grid(spec, ExecOptions("inline"), str(tmp_path / "run"))
     assert summary["ok"] == 2
     grid = {r["run_key"]: r for r in open_run(tmp_path / "run").rows()}
-    assert [p.name for p in (tmp_path / "run" / "shared").iterdir()] == [
-        f"test-{eval_inputs_key(_cfg(spec.cells[0]))}.pt"
-    ]  # one file, no leftover temporary
+    cfg = _cfg(spec.cells[0])
+    assert sorted(p.name for p in (tmp_path / "run" / "shared").iterdir()) == [
+        f"items-{items_key(cfg)}.pt",
+        f"pooled-{pooled_key(cfg)}.pt",
+    ]  # one file each, no leftover temporary
     for cell in spec.cells:
         alone = spec.pick(train_cell(cell.payload))
         row = grid[cell.key]
@@ -110,14 +110,47 @@ def test_frames_items_are_cut_by_each_cell(tmp_path: Path) -> None:
     assert shared_eval_inputs(ds, cfg, train, test, tmp_path).items is None
 
 
-def test_key_follows_what_the_items_depend_on() -> None:
-    def key(**data):
-        return eval_inputs_key(apply_protocol(resolve_run_config("etad", "cpu", {"data": data})))
+def _keys(model: str = "etad", **data) -> tuple[str, str]:
+    cfg = apply_protocol(resolve_run_config(model, "cpu", {"data": data}))
+    return items_key(cfg), pooled_key(cfg)
 
-    base = key()
-    assert key(fraction=10.0, slice=3, num_workers=2) == base  # the draw is not in the items
-    assert key(window=32) != base and key(window_stride=16) != base
-    assert key(downsample=4) != base and key(dataset=TINY) != base
+
+def test_key_follows_what_the_items_depend_on() -> None:
+    items, pooled = _keys()
+    assert _keys(fraction=10.0, slice=3, num_workers=2) == (items, pooled)  # not the draw
+    for changed in ({"window": 32}, {"window_stride": 16}, {"test_window_stride": 24},
+                    {"window_min_inside": 0.75}, {"downsample": 4}):  # fmt: skip
+        assert _keys(**changed) == (_keys(**changed)[0], pooled) != (items, pooled), changed
+    assert _keys(dataset=TINY)[1] != pooled and _keys(dataset=TINY)[0] != items
+
+
+def test_models_of_other_modes_share_only_the_pooled_features() -> None:
+    # ETAD cuts windows, ActionFormer and TemporalMaxer read whole videos: their test items
+    # differ, the pooled video features do not; the two full-mode models share both.
+    etad, actionformer, maxer = _keys("etad"), _keys("actionformer"), _keys("temporalmaxer")
+    assert etad[0] != actionformer[0] and etad[1] == actionformer[1]
+    assert actionformer == maxer
+    # window-mode geometry that full mode never reads does not split the full-mode items
+    assert _keys("actionformer", window=32)[0] == actionformer[0]
+
+
+@needs_tiny
+def test_shared_files_hold_each_modes_own_items(tmp_path: Path) -> None:
+    # A window-mode and a full-mode cell of one grid: each loads the items it would build itself
+    for model in ("etad", "actionformer", "etad", "actionformer"):  # second pass: read back
+        cfg = apply_protocol(resolve_run_config(model, "cpu", {"data": {"dataset": TINY}}))
+        ds = create_dataset(cfg.data.dataset, cfg.data.root)
+        train = ds.resolve_subset(cfg.data.train_subset)
+        test = ds.resolve_subset(cfg.data.test_subset)
+        loaded = shared_eval_inputs(ds, cfg, train, test, tmp_path)
+        built = build_eval_inputs(ds, cfg, train, test)
+        assert len(loaded.items) == len(built.items)
+        for got, want in zip(loaded.items, built.items, strict=True):
+            assert torch.equal(got["feats"], want["feats"]) and got["t0_s"] == want["t0_s"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert [n.split("-")[0] for n in names] == ["items", "items", "pooled"]
+    full = apply_protocol(resolve_run_config("actionformer", "cpu", {"data": {"dataset": TINY}}))
+    assert full.data.mode == "full"
 
 
 def test_costliest_cells_start_first(tmp_path: Path) -> None:
@@ -135,6 +168,16 @@ def test_data_scaling_cells_cost_more_with_the_fraction() -> None:
     spec = build_data_scaling("dummy", "1,50,100", 2, threads=1)
     by_fraction = {c.params["fraction_pct"]: c.cost for c in spec.cells}
     assert by_fraction[1.0] < by_fraction[50.0] < by_fraction[100.0]
+
+
+def test_data_scaling_cells_cost_what_their_preset_says() -> None:
+    # cost = 25 s of start-up and evaluation + the preset's full_train_s x fraction; dummy's
+    # preset names none (60 s), tridet's cpu preset 81 s, temporalmaxer's 47 s
+    spec = build_data_scaling("dummy,tridet,temporalmaxer", "10,100", 1, threads=1)
+    cost = {(c.params["model"], c.params["fraction_pct"]): c.cost for c in spec.cells}
+    assert cost[("dummy", 10.0)] == pytest.approx(25 + 6.0)
+    assert cost[("tridet", 100.0)] == pytest.approx(25 + 81.0)
+    assert cost[("temporalmaxer", 10.0)] == pytest.approx(25 + 4.7)
 
 
 def test_local_workers_see_the_environment_of_their_launch(tmp_path: Path, monkeypatch) -> None:
