@@ -265,8 +265,22 @@ def _compute_section(rep: _Report, runs: list[RunData]) -> None:
             "Latency: median per forward pass, error bars ± half the interquartile range. "
             "MACs: multiply-accumulates counted by the profiler. Both axes logarithmic."
         )
+        _time_macs_figures(rep, sec, table, footer)
+        sec.tables.append(rep.table(compute.model_summary_table(table)))
     sec.tables.append(rep.table(tables.profile_table(rows)))
     rep.sections.append(sec)
+
+
+def _time_macs_figures(rep: _Report, sec: Section, table: pd.DataFrame, footer: str) -> None:
+    """The study's Fig. 4 (TadTR's time and GMACs on twin axes), for every profiled model."""
+    for model, device in table[["model", "device"]].drop_duplicates().itertuples(index=False):
+        sec.figures.append(rep.figure(compute.plot_time_and_macs(table, model, device, footer)))
+    sec.notes.append(
+        "Inference time and GMACs on twin axes, one figure per model, its title saying how the "
+        "input was cut (the study draws TadTR's in one pass over the whole input: talbench "
+        "profile --model tadtr --set data.mode=full; window-mode detectors otherwise run their "
+        "windows)."
+    )
 
 
 def _timeline_label(run: RunData, timeline: Timeline) -> str:
