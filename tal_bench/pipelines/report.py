@@ -285,7 +285,8 @@ def _time_macs_figures(rep: _Report, sec: Section, table: pd.DataFrame, footer: 
 
 def _timeline_label(run: RunData, timeline: Timeline) -> str:
     models = sorted(set(run.rows["model"])) if "model" in run.rows.columns else []
-    what = ", ".join(models[:3]) or run.path.name
+    what = ", ".join(models[:3]) + (f" and {len(models) - 3} more" if len(models) > 3 else "")
+    what = what or run.path.name
     mode = {"timeline_per_length": ", one process per length"}.get(timeline.name, "")
     return f"{what} ({run.meta.get('command', '?')} run {run.path.name}{mode})"
 
