@@ -10,6 +10,7 @@ and each ``plot_*`` function returns a :class:`~tal_bench.plots.style.Plot` carr
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -42,8 +43,24 @@ def inference_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def model_labels(rows: pd.DataFrame) -> pd.Series:
+    """Each row's model name, with its preset and item mode added where the rows hold several
+    of them for that model (``tadtr paper full`` beside ``tadtr cpu window``), so that runs of
+    different settings are never averaged together."""
+    model = rows["model"].astype(str)
+    label = model.copy()
+    for col in ("preset", "data_mode"):
+        if col in rows.columns:
+            value = rows[col].fillna("").astype(str)
+            varies = value.groupby(model).transform("nunique") > 1
+            label = label.where(~varies, label + " " + value)
+    return label
+
+
 def compute_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per model, device and input length: the mean of each compute measure over repeated rows.
+    ``model`` is :func:`model_labels`' label (the name, plus preset and item mode where the
+    rows mix them).
 
     ``memory_mib`` is the GPU peak allocation when the row has one, otherwise the process peak
     RSS; ``memory_kind`` says which.
@@ -66,7 +83,7 @@ def compute_table(rows: pd.DataFrame) -> pd.DataFrame:
     gpu_mem = _series(inf, "gpu_peak_allocated_mib")
     frame = pd.DataFrame(
         {
-            "model": inf["model"].astype(str),
+            "model": model_labels(inf),
             "device": inf["device"].fillna("cpu").astype(str) if "device" in inf else "cpu",
             "length": _series(inf, "length").astype(int),
             "latency_ms_median": _series(inf, "latency_ms_median"),
@@ -221,7 +238,7 @@ def plot_time_and_macs(table: pd.DataFrame, model: str, device: str, footer: str
         )
         ax.set_title(f"{model} ({device}, {how}): inference time and GMACs (the study's Fig. 4)")
         add_footer(fig, footer)
-    name = f"time_macs_{model}_{device}".replace(":", "-")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"time_macs_{model}_{device}")
     return Plot(name, f"{model}: inference time and GMACs against input length", fig, data)
 
 

@@ -194,3 +194,15 @@ def test_timeline_shades_train_and_eval_apart() -> None:
     assert [(s, e) for _, s, e in spans] == [(0.0, 0.5), (0.5, 1.0), (1.0, 1.5), (1.5, 2.0)]
     assert compute.phase_colour("train epoch 2", 2) != compute.phase_colour("eval 2", 3)
     assert compute.phase_colour("L=100", 0) != compute.phase_colour("L=300", 1)
+
+
+def test_presets_and_item_modes_are_not_averaged_together() -> None:
+    rows = _rows()
+    extra = rows[rows["model"] == "tadtr"].assign(preset="paper", macs=[1e9, 2e9, 3e9])
+    both = pd.concat([rows.assign(preset="cpu"), extra], ignore_index=True)
+    table = compute.compute_table(both)
+    assert set(table["model"]) == {"etad", "tadtr cpu", "tadtr paper"}
+    paper = table[table["model"] == "tadtr paper"]
+    assert paper["gmacs"].tolist() == [1.0, 2.0, 3.0] and (paper["n_rows"] == 1).all()
+    plot = compute.plot_time_and_macs(table, "tadtr paper", "cpu", "footer")
+    assert plot.name == "time_macs_tadtr-paper_cpu"
