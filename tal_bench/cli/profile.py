@@ -150,7 +150,8 @@ def profile(
     Several models (--model etad,tadtr or --model all) are profiled one after the other into
     one run record, every row tagged by model. Each row records build_s, the seconds to build
     the model (constructor, weight init, move to the device). Window-mode detectors run their
-    windows; --set data.mode=full runs one pass over the whole input (the study's TadTR).
+    windows; --set data.mode=full runs one pass over the whole input (the study's TadTR:
+    --preset paper --set data.mode=full --set data.downsample=1).
     --mode train evaluates after every epoch, as TadTR's official code does, so the timeline
     shades train epoch 1, eval 1, train epoch 2, eval 2, ...
 

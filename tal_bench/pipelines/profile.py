@@ -13,7 +13,8 @@ Several detectors can be profiled in one call (``--model etad,tadtr`` or ``--mod
 :func:`parse_models`): one run record, one timeline, every row tagged by ``model``; each model is
 built once (``build_s``: constructor, weight initialisation and the move to the device, the
 study's "creating the model") and profiled at every length before the next is built. TadTR's
-study figure (seed 004 Fig. 4) is one pass over the whole input: ``--set data.mode=full``.
+study figure (seed 004 Fig. 4) is one pass over the whole, not downsampled, input:
+``--preset paper --set data.mode=full --set data.downsample=1``.
 
 Every input length gives one row (:func:`profile_length`). The dense network and the
 post-processing are timed separately when the detector exposes ``forward_dense(feats, mask)``

@@ -278,7 +278,8 @@ def _time_macs_figures(rep: _Report, sec: Section, table: pd.DataFrame, footer: 
     sec.notes.append(
         "Inference time and GMACs on twin axes, one figure per model, its title saying how the "
         "input was cut (the study draws TadTR's in one pass over the whole input: talbench "
-        "profile --model tadtr --set data.mode=full; window-mode detectors otherwise run their "
+        "profile --model tadtr --preset paper --set data.mode=full --set data.downsample=1; "
+        "window-mode detectors otherwise run their "
         "windows)."
     )
 
