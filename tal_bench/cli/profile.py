@@ -34,15 +34,18 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:
     table = Table(title="talbench profile")
+    table.add_column("model")
     for col in ("L", "windows", "GMACs", "fvcore", "ms median", "IQR", "dense", "post", "cold"):
         table.add_column(col, justify="right")
-    for col in ("RSS MiB", "CPU %", "GPU %", "roofline"):
+    for col in ("RSS MiB", "CPU %", "GPU %", "roofline", "build s"):
         table.add_column(col, justify="right")
     for r in rows:
         if r.get("status") != "ok":
-            console.print(f"[red]L={r.get('length')} failed:[/] {r.get('error')}", highlight=False)
+            where = f"{r.get('model')} L={r.get('length')}"
+            console.print(f"[red]{where} failed:[/] {r.get('error')}", highlight=False)
             continue
         table.add_row(
+            str(r["model"]),
             str(r["length"]),
             str(r["num_windows"]),
             _fmt(r["macs"] and r["macs"] / 1e9, ".2f"),
@@ -56,13 +59,15 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
             _fmt(r["cpu_util_mean"], ".0f"),
             _fmt(r["gpu_util_mean"], ".0f"),
             _fmt(r["roofline_fraction"], ".0%"),
+            _fmt(r.get("build_s"), ".2f"),
         )
     console.print(table)
 
 
 def _print_train(rows: list[dict[str, Any]]) -> None:
     table = Table(title="talbench profile --mode train")
-    for col in ("epoch", "time s", "step ms", "loss", "RSS MiB", "CPU % mean/max", "GPU %"):
+    cols = ("epoch", "time s", "step ms", "loss", "RSS MiB", "CPU % mean/max", "GPU %", "eval s")
+    for col in (*cols, "mAP"):
         table.add_column(col, justify="right")
     for r in rows:
         if r["kind"] == "train_epoch":
@@ -74,6 +79,8 @@ def _print_train(rows: list[dict[str, Any]]) -> None:
                 _fmt(r["peak_rss_mib"], ".0f"),
                 f"{_fmt(r['cpu_util_mean'], '.0f')}/{_fmt(r['cpu_util_max'], '.0f')}",
                 _fmt(r["gpu_util_mean"], ".0f"),
+                _fmt(r.get("eval_time_s"), ".2f"),
+                _fmt(r.get("map_avg_pct"), ".2f"),
             )
     console.print(table)
 
@@ -81,7 +88,10 @@ def _print_train(rows: list[dict[str, Any]]) -> None:
 @app.command("profile")
 @user_errors
 def profile(
-    model: Annotated[str, typer.Option(help="Registered detector (talbench ls models).")] = "etad",
+    model: Annotated[
+        str,
+        typer.Option(help="Detector (talbench ls models), a comma list, or all (but dummy)."),
+    ] = "etad",
     preset: Annotated[str, typer.Option(help="Preset of presets/<model>.toml.")] = "cpu",
     length: Annotated[int | None, typer.Option(help="One input length L (feature steps).")] = None,
     lengths: Annotated[
@@ -113,6 +123,10 @@ def profile(
     isolate: Annotated[
         bool, typer.Option(help="Profile each length in a fresh process (clean peak RSS).")
     ] = False,
+    eval_every_epoch: Annotated[
+        bool | None,
+        typer.Option(help="--mode train: evaluate after every epoch (default: yes)."),
+    ] = None,
     dataset: Annotated[
         str | None,
         typer.Option(help="--mode train only: registered dataset or folder (default: preset's)."),
@@ -133,7 +147,15 @@ def profile(
     and the post-processing apart; then peak memory, the CPU/GPU utilisation timeline and the
     fraction of the measured GEMM peak. --mode train profiles a real training run instead.
 
-    Example: talbench profile --model etad --lengths 100..30000 --rounds 3
+    Several models (--model etad,tadtr or --model all) are profiled one after the other into
+    one run record, every row tagged by model. Each row records build_s, the seconds to build
+    the model (constructor, weight init, move to the device). Window-mode detectors run their
+    windows; --set data.mode=full runs one pass over the whole input (the study's TadTR:
+    --preset paper --set data.mode=full --set data.downsample=1).
+    --mode train evaluates after every epoch, as TadTR's official code does, so the timeline
+    shades train epoch 1, eval 1, train epoch 2, eval 2, ...
+
+    Example: talbench profile --model all --lengths 100..30000
     """
     from tal_bench.pipelines.profile import ProfileOptions, parse_lengths, run_profile
 
@@ -141,6 +163,8 @@ def profile(
         raise TalBenchError("give --length or --lengths, not both")
     if dataset is not None and mode is not Mode.train:
         raise TalBenchError("--dataset applies to --mode train; --mode infer uses random inputs")
+    if eval_every_epoch is not None and mode is not Mode.train:
+        raise TalBenchError("--eval-every-epoch applies to --mode train; drop it or add it there")
     grid = [length] if length is not None else parse_lengths(lengths or "30000")
     overrides = [*(set_ or []), *([f"data.dataset={dataset}"] if dataset else [])]
     opts = ProfileOptions(
@@ -148,11 +172,12 @@ def profile(
         input_dim=input_dim, batch=batch, device=device, threads=threads, mode=mode.value,
         interval_s=interval, rounds=rounds, warmup=warmup, window_batch=window_batch,
         seed=seed, fvcore=fvcore, breakdown=breakdown.value, isolate=isolate,
+        eval_every_epoch=eval_every_epoch is not False,
     )  # fmt: skip
 
     def progress(row: dict[str, Any]) -> None:
         if not json_ and row.get("kind") == "profile":
-            console.print(f"L={row['length']}: {row.get('status')}", highlight=False)
+            console.print(f"{row['model']} L={row['length']}: {row.get('status')}", highlight=False)
 
     result = run_profile(opts, str(out) if out is not None else None, on_row=progress)
     for note in result["notices"]:

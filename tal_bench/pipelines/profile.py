@@ -9,6 +9,13 @@ runs the long input its own native way, as its preset's ``DataConfig`` says:
 * ``resize``: the whole input resampled to ``data.resize_len`` steps (one item per video);
 * ``full``: one item of all L steps.
 
+Several detectors can be profiled in one call (``--model etad,tadtr`` or ``--model all``,
+:func:`parse_models`): one run record, one timeline, every row tagged by ``model``; each model is
+built once (``build_s``: constructor, weight initialisation and the move to the device, the
+study's "creating the model") and profiled at every length before the next is built. TadTR's
+study figure (seed 004 Fig. 4) is one pass over the whole, not downsampled, input:
+``--preset paper --set data.mode=full --set data.downsample=1``.
+
 Every input length gives one row (:func:`profile_length`). The dense network and the
 post-processing are timed separately when the detector exposes ``forward_dense(feats, mask)``
 and ``postprocess(dense_out, mask)`` (ETAD does); otherwise
@@ -22,10 +29,12 @@ Length grids (:func:`parse_lengths`): ``30000`` (one length), ``100,1000,5000`` 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
 import re
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
@@ -56,6 +65,8 @@ log = logging.getLogger(__name__)
 NUM_CLASSES = 20  # class count the detectors are built with for random inputs (THUMOS-14)
 ROOFLINE_TARGET = 0.5  # below this fraction of the GEMM peak, a time breakdown is written
 DRIFT_NOTE_FRAC = 0.03  # a control matmul changing more than this makes the run say so
+ALL_MODELS = "all"
+NOT_IN_ALL = ("dummy",)  # the test detector: registered, but not a detector to compare
 
 
 # ---------------------------------------------------------------------------- options
@@ -96,11 +107,35 @@ def parse_lengths(text: str) -> list[int]:
     return sorted(set(values))
 
 
+def parse_models(text: str) -> list[str]:
+    """``"etad"``, ``"etad,tadtr"`` or ``"all"`` (every registered detector but ``dummy``, with
+    those of installed plugins) -> model names in the given order, without repeats.
+
+    Raises:
+        TalBenchError: an empty list or an unknown name (with the registered ones).
+    """
+    from tal_bench.models import get_spec, list_models
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise TalBenchError(
+            f"bad --model {text!r}: name a detector (talbench ls models), a comma list or all"
+        )
+    out: list[str] = []
+    for name in names:
+        if name == ALL_MODELS:
+            found = [m for m in list_models() if m not in NOT_IN_ALL]
+        else:
+            found = [get_spec(name).name]
+        out += [m for m in found if m not in out]
+    return out
+
+
 @dataclass
 class ProfileOptions:
     """What ``talbench profile`` measures (one field per CLI option)."""
 
-    model: str = "etad"
+    model: str = "etad"  # one name, a comma list or "all" (parse_models)
     preset: str = "cpu"
     overrides: list[str] = field(default_factory=list)
     lengths: list[int] = field(default_factory=lambda: [30000])
@@ -119,6 +154,7 @@ class ProfileOptions:
     fvcore: bool = True
     breakdown: str = "auto"  # "auto" (roofline < ROOFLINE_TARGET) | "always" | "never"
     isolate: bool = False  # one fresh process per length (clean peak RSS)
+    eval_every_epoch: bool = True  # --mode train: evaluate after every epoch (TadTR's practice)
 
     def check(self) -> None:
         """Raise TalBenchError on inconsistent options."""
@@ -155,10 +191,18 @@ class Session:
     model: nn.Module | None = None
     runner: Runner | None = None
     side: dict[str, Any] = field(default_factory=dict)  # per-length side files to write
+    build_s: float | None = None  # seconds to build the model (build_model)
+    tag: str = ""  # "<model> " in a run of several models: phases and side files say which
+
+    @property
+    def file_tag(self) -> str:
+        return self.tag.strip() + "_" if self.tag else ""
 
 
-def build_model(opts: ProfileOptions, cfg: RunConfig) -> nn.Module:
-    """The detector with seeded random weights, on the device, in eval mode."""
+def build_model(opts: ProfileOptions, cfg: RunConfig) -> tuple[nn.Module, float]:
+    """The detector with seeded random weights, on the device, in eval mode, and the seconds
+    its constructor, weight initialisation and move to the device took (a CUDA device is
+    synchronised before the clock is read)."""
     from tal_bench.models import create_model
 
     if getattr(getattr(cfg.model, "encoder", None), "kind", "none") != "none":
@@ -167,8 +211,18 @@ def build_model(opts: ProfileOptions, cfg: RunConfig) -> nn.Module:
             "(the encoder's end-to-end step is measured by experiments/bench_egs.py)"
         )
     torch.manual_seed(opts.seed)
+    start = time.perf_counter()
     model = create_model(cfg.model_name, cfg.model, opts.input_dim, NUM_CLASSES)
-    return model.to(opts.device).eval()
+    model = model.to(opts.device).eval()
+    if torch.device(opts.device).type == "cuda":
+        torch.cuda.synchronize(opts.device)
+    return model, time.perf_counter() - start
+
+
+def _build(s: Session) -> None:
+    """Build ``s``'s model and runner, recording the build time."""
+    s.model, s.build_s = build_model(s.opts, s.cfg)
+    s.runner = make_runner(s.cfg.model_name, s.model, s.opts.device)
 
 
 # ---------------------------------------------------------------------------- one length
@@ -238,7 +292,7 @@ def profile_length(s: Session, length: int) -> dict[str, Any]:
     bs = o.window_batch or cfg.train.batch_size
     chunks = [items[i : i + bs] for i in range(0, len(items), bs)]
     primary, cross = count_items(runner, items, o.fvcore)
-    phase = f"L={length}"
+    phase = f"{s.tag}L={length}"
     control_before_ms = control_ms(o.device, s.threads)
     with s.sampler.phase(phase), PeakMemory(o.device, s.nvml) as pm:
         timings = _timings(s, chunks)
@@ -255,6 +309,7 @@ def profile_length(s: Session, length: int) -> dict[str, Any]:
         "num_items": len(items),
         "window_batch": bs,
         "params": count_params(s.model),
+        "build_s": s.build_s,
         **_mac_cols(primary, cross, "dense" if runner.split else "predict"),
         **_timing_cols("latency", total),
         "latency_ms_cold": total.cold_ms,
@@ -282,7 +337,8 @@ def profile_length(s: Session, length: int) -> dict[str, Any]:
         "machine_drift_frac": control_after_ms / control_before_ms - 1.0,
         "seed": o.seed,
     }
-    s.side[f"macs_L{length}"] = {"flop_counter": asdict(primary), "fvcore": cross and asdict(cross)}
+    macs_side = {"flop_counter": asdict(primary), "fvcore": cross and asdict(cross)}
+    s.side[f"{s.file_tag}macs_L{length}"] = macs_side
     if o.breakdown == "always" or (o.breakdown == "auto" and (frac or 0) < ROOFLINE_TARGET):
         row.update(_breakdown(s, chunks[0], length))
     return row
@@ -310,7 +366,7 @@ def _breakdown(s: Session, chunk: list, length: int) -> dict[str, Any]:
         "modules": bd.module_times(s.model, fn, s.opts.device),
         "ops": bd.op_times(fn, s.opts.device),
     }
-    name = f"breakdown_L{length}"
+    name = f"{s.file_tag}breakdown_L{length}"
     s.side[name] = result
     return {"breakdown_file": f"{name}.json", "breakdown_top": bd.summary_line(result)}
 
@@ -343,15 +399,14 @@ def _safe_length(s: Session, length: int) -> dict[str, Any]:
 
 
 def _child_length(
-    opts: ProfileOptions, gemm: GemmPeak, length: int
+    opts: ProfileOptions, gemm: GemmPeak, length: int, tag: str = ""
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """Profile one length in this (fresh) process; returns (row, side files, samples)."""
     cfg = _resolve(opts)
     threads = _set_threads(opts)
     with Nvml(_cuda_index(opts.device)) as nvml, UtilizationSampler(opts.interval_s, nvml) as smp:
-        s = Session(opts, cfg, threads, smp, nvml, gemm)
-        s.model = build_model(opts, cfg)
-        s.runner = make_runner(cfg.model_name, s.model, opts.device)
+        s = Session(opts, cfg, threads, smp, nvml, gemm, tag=tag)
+        _build(s)
         row = _safe_length(s, length)
     row["isolated"] = True
     return row, s.side, smp.samples
@@ -360,14 +415,31 @@ def _child_length(
 def _isolated_length(s: Session, length: int) -> dict[str, Any]:
     ctx = get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        row, side, samples = pool.submit(_child_length, s.opts, s.gemm, length).result()
+        row, side, samples = pool.submit(_child_length, s.opts, s.gemm, length, s.tag).result()
     s.side.update(side)
-    s.side[f"timeline_L{length}"] = samples
-    row["timeline_file"] = f"timeline_L{length}.json"
+    # several models: "<model>_timeline_L<n>.json" (listed in the rows; the report joins only
+    # the unprefixed per-length timelines of a one-model run)
+    name = f"{s.file_tag}timeline_L{length}"
+    s.side[name] = samples
+    row["timeline_file"] = f"{name}.json"
     return row
 
 
 # ---------------------------------------------------------------------------- the run
+
+
+def models_rows(s: Session, cfgs: dict[str, RunConfig], on_row: Any = None) -> list[dict[str, Any]]:
+    """:func:`infer_rows` for each model of ``cfgs`` in turn, sharing ``s``'s sampler, GEMM
+    peak and side files; each model is freed before the next is built."""
+    rows: list[dict[str, Any]] = []
+    tagged = len(cfgs) > 1
+    for name, cfg in cfgs.items():
+        opts = dataclasses.replace(s.opts, model=name)
+        one = dataclasses.replace(s, opts=opts, cfg=cfg, model=None, runner=None, build_s=None,
+                                  tag=f"{name} " if tagged else "")  # fmt: skip
+        rows += infer_rows(one, on_row)
+        s.gemm = one.gemm
+    return rows
 
 
 def _resolve(opts: ProfileOptions) -> RunConfig:
@@ -391,14 +463,16 @@ def _cuda_index(device: str) -> int:
 
 
 def infer_rows(s: Session, on_row: Any = None) -> list[dict[str, Any]]:
-    """Profile every length of ``s.opts.lengths`` (see :func:`profile_length`)."""
+    """Profile every length of ``s.opts.lengths`` for ``s``'s model (:func:`profile_length`);
+    ``s.gemm`` is measured first when the session has none yet."""
     o = s.opts
-    with s.sampler.phase("gemm peak"):
-        s.gemm = measure_gemm_peak(o.device, s.threads)
+    if s.gemm is None:
+        with s.sampler.phase("gemm peak"):
+            s.gemm = measure_gemm_peak(o.device, s.threads)
     isolate = o.isolate or not reset_peak_rss()
     if not isolate:
-        s.model = build_model(o, s.cfg)
-        s.runner = make_runner(s.cfg.model_name, s.model, o.device)
+        with s.sampler.phase(f"{s.tag}build"):
+            _build(s)
     rows = []
     for length in o.lengths:
         row = _isolated_length(s, length) if isolate else _safe_length(s, length)
@@ -440,14 +514,24 @@ def run_profile(
     from tal_bench.records import create_run
 
     opts.check()
-    cfg = _resolve(opts)
+    names = parse_models(opts.model)
+    if opts.mode == "train" and len(names) > 1:
+        raise TalBenchError(
+            f"--mode train profiles one training run; give one --model (got {', '.join(names)})"
+        )
+    cfgs = {name: _resolve(dataclasses.replace(opts, model=name)) for name in names}
+    cfg = cfgs[names[0]]
     notices: list[str] = []
     if opts.mode == "train":  # a real training run: its data is checked as train's
         check_run(cfg, out_dir, notices.append)
     else:
         check_out_dir(out_dir)
     threads = _set_threads(opts)
-    config = {"profile": asdict(opts), "run": to_dict(cfg)}
+    config: dict[str, Any] = {"profile": asdict(opts), "models": names}
+    if len(names) == 1:
+        config["run"] = to_dict(cfg)
+    else:
+        config["runs"] = {name: to_dict(c) for name, c in cfgs.items()}
     run = create_run(out_dir, "profile", config, {"inputs": opts.seed, "model_init": opts.seed})
     nvml = Nvml(_cuda_index(opts.device))
     notices += [nvml.note] if nvml.note else []
@@ -467,7 +551,7 @@ def run_profile(
 
             rows = train_rows(s, write)
         else:
-            rows = infer_rows(s, write)
+            rows = models_rows(s, cfgs, write)
         status = "ok"
     except KeyboardInterrupt:
         status = "interrupted"

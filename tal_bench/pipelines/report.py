@@ -281,13 +281,29 @@ def _compute_section(rep: _Report, runs: list[RunData]) -> None:
             "Latency: median per forward pass, error bars ± half the interquartile range. "
             "MACs: multiply-accumulates counted by the profiler. Both axes logarithmic."
         )
+        _time_macs_figures(rep, sec, table, footer)
+        sec.tables.append(rep.table(compute.model_summary_table(table)))
     sec.tables.append(rep.table(tables.profile_table(rows)))
     rep.sections.append(sec)
 
 
+def _time_macs_figures(rep: _Report, sec: Section, table: pd.DataFrame, footer: str) -> None:
+    """The study's Fig. 4 (TadTR's time and GMACs on twin axes), for every profiled model."""
+    for model, device in table[["model", "device"]].drop_duplicates().itertuples(index=False):
+        sec.figures.append(rep.figure(compute.plot_time_and_macs(table, model, device, footer)))
+    sec.notes.append(
+        "Inference time and GMACs on twin axes, one figure per model, its title saying how the "
+        "input was cut (the study draws TadTR's in one pass over the whole input: talbench "
+        "profile --model tadtr --preset paper --set data.mode=full --set data.downsample=1; "
+        "window-mode detectors otherwise run their "
+        "windows)."
+    )
+
+
 def _timeline_label(run: RunData, timeline: Timeline) -> str:
     models = sorted(set(run.rows["model"])) if "model" in run.rows.columns else []
-    what = ", ".join(models[:3]) or run.path.name
+    what = ", ".join(models[:3]) + (f" and {len(models) - 3} more" if len(models) > 3 else "")
+    what = what or run.path.name
     mode = {"timeline_per_length": ", one process per length"}.get(timeline.name, "")
     return f"{what} ({run.meta.get('command', '?')} run {run.path.name}{mode})"
 

@@ -11,13 +11,16 @@ ActivityNet results format, ``checkpoint.pt``).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -156,11 +159,35 @@ def _evaluate(
     return dets, used, result, len(test_ids)
 
 
+@contextlib.contextmanager
+def _random_states_kept(device: str) -> Iterator[None]:
+    """Restore Python's, NumPy's and torch's random states on exit: an evaluation between
+    epochs (which may seed the video-level classifier) leaves training as it would have been."""
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    cuda = torch.cuda.get_rng_state_all() if device.startswith("cuda") else None
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def _passes(cfg: RunConfig, num_items: int, budget: int | None) -> int:
+    """Passes ``train.fit`` makes over ``num_items`` training items (its epochs)."""
+    if budget is None:
+        return cfg.train.epochs
+    return math.ceil(cfg.train.epochs * budget / math.ceil(num_items / cfg.train.batch_size))
+
+
 def execute(
     cfg: RunConfig,
     progress: bool = True,
     on_epoch: Any = None,
     shared_dir: str | Path | None = None,
+    on_epoch_eval: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> TrainOutcome:
     """Train and evaluate; return the summary together with the model and detections.
 
@@ -173,6 +200,11 @@ def execute(
         on_epoch: called with each epoch's log dict as soon as that epoch ends.
         shared_dir: a grid's directory for the test items and pooled features its cells share
             (``pipelines/shared.py``); the results are the same with or without it.
+        on_epoch_eval: when given, the weights being trained are also evaluated after every
+            epoch but the last (whose evaluation is the run's own), as TadTR's official code
+            does (xlliu7/TadTR, main.py), and ``on_epoch_eval(epoch, {"map_avg_pct", ...,
+            "eval_time_s"})`` gets each result; every random state is restored afterwards, so
+            training and the final result are those of a run without it.
     """
     cfg = apply_protocol(cfg)
     _check(cfg)
@@ -197,6 +229,20 @@ def execute(
     if hasattr(model, "prepare"):  # e.g. load a video encoder's pretrained weights
         model.prepare(ds, train_subset)
     model = model.to(cfg.train.device)
+    epoch_done = on_epoch
+    if on_epoch_eval is not None:
+        last = _passes(cfg, len(train_items), budget)
+
+        def epoch_done(row: dict[str, Any]) -> None:
+            if on_epoch is not None:
+                on_epoch(row)
+            if int(row["epoch"]) < last:
+                start = time.perf_counter()
+                with _random_states_kept(cfg.train.device):
+                    result = _evaluate(cfg, ds, model, draw_ids, test_subset, None)[2]
+                cols = {**_map_columns(result), "eval_time_s": time.perf_counter() - start}
+                on_epoch_eval(int(row["epoch"]), cols)
+
     fitted = fit(
         model,
         train_items,
@@ -205,7 +251,7 @@ def execute(
         generator,
         cfg.data.num_workers,
         progress=progress,
-        on_epoch=on_epoch,
+        on_epoch=epoch_done,
         budget_iters_per_epoch=budget,
     )
     start = time.perf_counter()

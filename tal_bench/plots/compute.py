@@ -1,5 +1,8 @@
-"""Compute-efficiency figures: latency, MACs and memory against input length (the study's
-Figs. 4-5) and CPU/GPU utilisation timelines (Fig. 6), from ``talbench profile`` records.
+"""Compute-efficiency figures: latency, MACs and memory against input length, every model on one
+log-log plot (the study's Fig. 5), one model's inference time and GMACs on twin axes (Fig. 4,
+TadTR in the study), the per-model summary with the model build time, and CPU/GPU utilisation
+timelines with the training and evaluation phases shaded (Fig. 6), from ``talbench profile``
+records.
 
 As in :mod:`tal_bench.plots.figures`, each ``*_table`` function returns the exact numbers drawn
 and each ``plot_*`` function returns a :class:`~tal_bench.plots.style.Plot` carrying them.
@@ -7,6 +10,7 @@ and each ``plot_*`` function returns a :class:`~tal_bench.plots.style.Plot` carr
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -14,6 +18,7 @@ import pandas as pd
 
 from tal_bench.plots.figures import ok_rows
 from tal_bench.plots.style import Plot, add_footer, figure_context, measured_ticks, new_figure
+from tal_bench.plots.tables import Table, fmt_num
 
 _MIB_PER_GIB = 1024.0
 
@@ -38,8 +43,24 @@ def inference_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def model_labels(rows: pd.DataFrame) -> pd.Series:
+    """Each row's model name, with its preset and item mode added where the rows hold several
+    of them for that model (``tadtr paper full`` beside ``tadtr cpu window``), so that runs of
+    different settings are never averaged together."""
+    model = rows["model"].astype(str)
+    label = model.copy()
+    for col in ("preset", "data_mode"):
+        if col in rows.columns:
+            value = rows[col].fillna("").astype(str)
+            varies = value.groupby(model).transform("nunique") > 1
+            label = label.where(~varies, label + " " + value)
+    return label
+
+
 def compute_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per model, device and input length: the mean of each compute measure over repeated rows.
+    ``model`` is :func:`model_labels`' label (the name, plus preset and item mode where the
+    rows mix them).
 
     ``memory_mib`` is the GPU peak allocation when the row has one, otherwise the process peak
     RSS; ``memory_kind`` says which.
@@ -49,11 +70,12 @@ def compute_table(rows: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         Columns ``model, device, length, latency_ms_median, latency_ms_iqr, macs, gmacs, params,
-        memory_mib, memory_kind, n_rows``, sorted by model, device, length.
+        build_s, memory_mib, memory_kind, data_mode, n_rows``, sorted by model, device,
+        length (``data_mode``: how the input was cut: window, full or resize).
     """
     cols = [
         "model", "device", "length", "latency_ms_median", "latency_ms_iqr", "macs", "gmacs",
-        "params", "memory_mib", "memory_kind", "n_rows",
+        "params", "build_s", "memory_mib", "memory_kind", "data_mode", "n_rows",
     ]  # fmt: skip
     inf = inference_rows(rows)
     if inf.empty:
@@ -61,15 +83,17 @@ def compute_table(rows: pd.DataFrame) -> pd.DataFrame:
     gpu_mem = _series(inf, "gpu_peak_allocated_mib")
     frame = pd.DataFrame(
         {
-            "model": inf["model"].astype(str),
+            "model": model_labels(inf),
             "device": inf["device"].fillna("cpu").astype(str) if "device" in inf else "cpu",
             "length": _series(inf, "length").astype(int),
             "latency_ms_median": _series(inf, "latency_ms_median"),
             "latency_ms_iqr": _series(inf, "latency_ms_iqr"),
             "macs": _series(inf, "macs"),
             "params": _series(inf, "params"),
+            "build_s": _series(inf, "build_s"),
             "memory_mib": gpu_mem.where(gpu_mem.notna(), _series(inf, "peak_rss_mib")),
             "memory_kind": np.where(gpu_mem.notna(), "gpu_peak_allocated", "peak_rss"),
+            "data_mode": inf["data_mode"].astype(str) if "data_mode" in inf else "",
         }
     )
     keys = ["model", "device", "length"]
@@ -78,13 +102,25 @@ def compute_table(rows: pd.DataFrame) -> pd.DataFrame:
         latency_ms_iqr=("latency_ms_iqr", "mean"),
         macs=("macs", "mean"),
         params=("params", "mean"),
+        build_s=("build_s", "mean"),
         memory_mib=("memory_mib", "mean"),
         memory_kind=("memory_kind", "first"),
+        data_mode=("data_mode", "first"),
         n_rows=("length", "size"),
     )
     agg = agg.reset_index()
     agg["gmacs"] = agg["macs"] / 1e9
     return agg[cols]
+
+
+def _log_y(ax: Any, values: pd.Series) -> None:
+    """Logarithmic y axis with plain tick labels; within a decade only minor ticks get labels,
+    so they are labelled too."""
+    values = values[values > 0]
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter("{x:g}")
+    if len(values) and values.max() < 10 * values.min():
+        ax.yaxis.set_minor_formatter("{x:g}")
 
 
 def _loglog_panel(ax: Any, table: pd.DataFrame, col: str, err_col: str | None) -> bool:
@@ -109,12 +145,8 @@ def _loglog_panel(ax: Any, table: pd.DataFrame, col: str, err_col: str | None) -
         drawn = True
     if drawn:
         ax.set_xscale("log")
-        ax.set_yscale("log")
         measured_ticks(ax, table["length"])
-        ax.yaxis.set_major_formatter("{x:g}")
-        values = table[col][table[col] > 0]
-        if values.max() < 10 * values.min():  # within a decade only minor ticks get labels
-            ax.yaxis.set_minor_formatter("{x:g}")
+        _log_y(ax, table[col])
         ax.legend(loc="upper left")
     else:
         ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
@@ -123,7 +155,8 @@ def _loglog_panel(ax: Any, table: pd.DataFrame, col: str, err_col: str | None) -
 
 
 def plot_latency(table: pd.DataFrame, footer: str) -> Plot:
-    """Median latency against input length (log-log), error bars +/- half the IQR."""
+    """Median latency against input length (log-log), one colour per model, error bars +/- half
+    the IQR."""
     with figure_context():
         fig = new_figure(6.4, 4.2)
         ax = fig.add_subplot()
@@ -136,13 +169,14 @@ def plot_latency(table: pd.DataFrame, footer: str) -> Plot:
 
 
 def plot_macs(table: pd.DataFrame, footer: str) -> Plot:
-    """Multiply-accumulates (GMACs) against input length (log-log)."""
+    """Multiply-accumulates (GMACs) against input length (log-log), one colour per model: the
+    study's Fig. 5."""
     with figure_context():
         fig = new_figure(6.4, 4.2)
         ax = fig.add_subplot()
         _loglog_panel(ax, table, "gmacs", None)
         ax.set_ylabel("compute per forward pass (GMACs)")
-        ax.set_title("Compute against input length")
+        ax.set_title("Compute against input length (the study's Fig. 5)")
         add_footer(fig, footer)
     return Plot(
         "macs_vs_length",
@@ -150,6 +184,100 @@ def plot_macs(table: pd.DataFrame, footer: str) -> Plot:
         fig,
         table[["model", "device", "length", "macs", "gmacs"]],
     )
+
+
+def time_macs_table(table: pd.DataFrame, model: str, device: str) -> pd.DataFrame:
+    """One model's median latency and GMACs by input length (the two series of Fig. 4).
+
+    Args:
+        table: :func:`compute_table` output.
+        model, device: which rows.
+
+    Returns:
+        Columns ``length, latency_ms_median, gmacs`` in length order.
+    """
+    sel = table[(table["model"] == model) & (table["device"] == device)]
+    cols = ["length", "latency_ms_median", "gmacs"]
+    return sel[cols].sort_values("length").reset_index(drop=True)
+
+
+def plot_time_and_macs(table: pd.DataFrame, model: str, device: str, footer: str) -> Plot:
+    """Inference time (left axis) and GMACs (right axis) against input length for one model,
+    both logarithmic: the study's Fig. 4 (TadTR's, red GMACs and blue time as there).
+
+    Args:
+        table: :func:`compute_table` output.
+        model, device: the model drawn and the device it ran on.
+        footer: machine footer text.
+    """
+    data = time_macs_table(table, model, device)
+    with figure_context():
+        fig = new_figure(6.4, 4.2)
+        ax = fig.add_subplot()
+        twin = ax.twinx()
+        time_ok = data[data["latency_ms_median"] > 0]
+        macs_ok = data[data["gmacs"] > 0]
+        ax.plot(time_ok["length"], time_ok["latency_ms_median"], "o-", color="tab:blue",
+                label="inference time (ms, median)")  # fmt: skip
+        twin.plot(macs_ok["length"], macs_ok["gmacs"], "s--", color="tab:red", label="GMACs")
+        for axis, values in ((ax, time_ok["latency_ms_median"]), (twin, macs_ok["gmacs"])):
+            if len(values):
+                _log_y(axis, values)
+        ax.set_xscale("log")
+        measured_ticks(ax, data["length"])
+        twin.grid(False)
+        ax.set_xlabel("input length (feature steps)")
+        ax.set_ylabel("inference time (ms, median)", color="tab:blue")
+        twin.set_ylabel("compute (GMACs)", color="tab:red")
+        handles = [*ax.get_legend_handles_labels()[0], *twin.get_legend_handles_labels()[0]]
+        if handles:
+            ax.legend(handles=handles, loc="upper left")
+        mode = table[(table["model"] == model) & (table["device"] == device)]["data_mode"]
+        how = {"full": "one pass", "window": "windows", "resize": "resized"}.get(
+            str(mode.iloc[0]) if len(mode) else "", "?"
+        )
+        ax.set_title(f"{model} ({device}, {how}): inference time and GMACs (the study's Fig. 4)")
+        add_footer(fig, footer)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"time_macs_{model}_{device}")
+    return Plot(name, f"{model}: inference time and GMACs against input length", fig, data)
+
+
+def model_summary_table(table: pd.DataFrame) -> Table:
+    """Per model and device: parameters, build time, and GMACs and median latency at the
+    longest input profiled (and at T = 2304, the ActionFormer family's training length, when
+    profiled).
+
+    Args:
+        table: :func:`compute_table` output.
+    """
+    records = []
+    for (model, device), grp in table.groupby(["model", "device"], sort=True):
+        grp = grp.sort_values("length")
+        last = grp.iloc[-1]
+        at_2304 = grp[grp["length"] == 2304]["gmacs"]
+        records.append({
+            "model": model, "device": device, "params": grp["params"].mean(),
+            "build_s": grp["build_s"].mean(), "gmacs_at_2304": at_2304.mean(),
+            "max_length": int(last["length"]), "gmacs_at_max": last["gmacs"],
+            "latency_ms_at_max": last["latency_ms_median"],
+        })  # fmt: skip
+    cols = ["model", "device", "params", "build_s", "gmacs_at_2304", "max_length",
+            "gmacs_at_max", "latency_ms_at_max"]  # fmt: skip
+    data = pd.DataFrame.from_records(records, columns=cols)
+    display = pd.DataFrame(
+        {
+            "model": data["model"],
+            "device": data["device"],
+            "params (M)": (data["params"] / 1e6).map(fmt_num),
+            "build time (s)": data["build_s"].map(lambda v: fmt_num(v, 3)),
+            "GMACs at L = 2304": data["gmacs_at_2304"].map(lambda v: fmt_num(v, 3)),
+            "longest L (steps)": data["max_length"].map(lambda v: fmt_num(v, 0)),
+            "GMACs at longest L": data["gmacs_at_max"].map(lambda v: fmt_num(v, 3)),
+            "latency at longest L (ms, median)": data["latency_ms_at_max"].map(fmt_num),
+        }
+    )
+    title = "Per model: size, build time (constructor + init + move to device), longest input"
+    return Table("model_compute", title, data, display)
 
 
 def plot_memory(table: pd.DataFrame, footer: str) -> Plot:
@@ -227,6 +355,19 @@ def phase_spans(data: pd.DataFrame) -> list[tuple[str, float, float]]:
     return [s for s in spans if s[0] not in ("idle", "", "nan", "None")]
 
 
+# Shades of the training and evaluation phases, as the study's Fig. 6 (yellow / red); other
+# phases (input lengths, set-up) alternate greys.
+_PHASE_COLOURS = (("train", "gold"), ("eval", "tab:red"))
+
+
+def phase_colour(phase: str, index: int) -> str:
+    """Shade of one phase: training yellow, evaluation red, others alternating greys."""
+    for prefix, colour in _PHASE_COLOURS:
+        if phase.startswith(prefix):
+            return colour
+    return "0.5" if index % 2 else "0.75"
+
+
 def _shade_phases(axes: Any, spans: list[tuple[str, float, float]]) -> int:
     """Shade each phase on every panel and label it above the top panel; returns the number of
     label rows used (short neighbouring phases are staggered over up to 3 rows)."""
@@ -236,7 +377,7 @@ def _shade_phases(axes: Any, spans: list[tuple[str, float, float]]) -> int:
     rows, level = 1, 0
     for i, (phase, start, end) in enumerate(spans):
         for ax in axes:
-            ax.axvspan(start, end, color="0.5" if i % 2 else "0.75", alpha=0.12, lw=0, zorder=0)
+            ax.axvspan(start, end, color=phase_colour(phase, i), alpha=0.15, lw=0, zorder=0)
         if len(spans) > MAX_PHASE_LABELS:
             continue
         narrow = (end - start) < 0.08 * max(total, 1e-9)

@@ -230,6 +230,14 @@ CASES: dict[str, Case] = {
     "profile/device": Case("profile --model dummy --length 64 --device tpu", "--device must be"),
     "profile/dataset-infer": Case("profile --model dummy --dataset {ds}", "--mode train"),
     "profile/out-file": Case("profile --model dummy --length 64 --out {file}", "is a file"),
+    "profile/models-unknown": Case("profile --model all,nope --length 64", "unknown model 'nope'"),
+    "profile/models-empty": Case("profile --model , --length 64", "bad --model"),
+    "profile/models-train": Case(
+        "profile --model etad,tadtr --mode train --out {tmp}/p", "give one --model"
+    ),
+    "profile/eval-every-epoch-infer": Case(
+        "profile --model dummy --length 64 --eval-every-epoch", "applies to --mode train"
+    ),
     "profile/train-corrupt": Case(
         "profile --model dummy --mode train --dataset {ds}",
         "cannot read feature file",

@@ -169,6 +169,7 @@ def test_cli_json_summary(runs: dict[str, Path], tmp_path: Path) -> None:
     assert summary["runs"] == 2 and summary["failures"] == 1  # the OOM at length 16384
     assert {Path(p).stem for p in summary["figures"]} == {
         "latency_vs_length", "macs_vs_length", "memory_vs_length",
+        "time_macs_actionformer_cuda", "time_macs_etad_cuda",  # Fig. 4, one per model
         "timeline_00_profile-infer_timeline",
     }  # fmt: skip
     assert Path(summary["html"]).is_file() and Path(summary["markdown"]).is_file()
