@@ -109,6 +109,17 @@ def _is_cell(rows: pd.DataFrame) -> pd.Series:
     return rows["kind"].eq("cell") if "kind" in rows.columns else pd.Series(False, rows.index)
 
 
+def _unique_cells(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per run key: grids that share cells (the main job and a model comparison both
+    train ETAD's 10 % slice 0) record the same training twice, which must count once. An ok
+    row is kept over a failed one; otherwise the first run's row."""
+    if rows.empty or "run_key" not in rows.columns:
+        return rows
+    failed = rows["status"].ne("ok") if "status" in rows.columns else False
+    order = rows.assign(_failed=failed).sort_values("_failed", kind="stable")
+    return order.drop_duplicates("run_key").drop(columns="_failed").sort_index()
+
+
 # --------------------------------------------------------------------------- kinds of run
 
 KNOWN_COMMANDS = ("data-scaling", "sampling-ratio", "profile", "train", "fit")
@@ -150,6 +161,7 @@ def _scaling_section(rep: _Report, runs: list[RunData], metric: str) -> None:
     time and mAP per model at its largest fraction) from data-scaling runs; Table 2 also takes
     ``talbench train`` results and training profiles."""
     rows, used = _rows_of(runs_of(runs, "data-scaling"), _is_cell)
+    rows = _unique_cells(rows)
     train_rows, _ = _rows_of(runs_of(runs, "train", "profile"), _train_mask)
     if rows.empty and train_rows.empty:
         return
@@ -219,7 +231,7 @@ def _fit_section(rep: _Report, runs: list[RunData]) -> None:
         "slices); 'slices only' is the bootstrap alone."
     )
     by_path = {r.path.resolve(): r for r in runs}
-    scaling_rows, _ = _rows_of(runs_of(runs, "data-scaling"), _is_cell)
+    scaling_rows = _unique_cells(_rows_of(runs_of(runs, "data-scaling"), _is_cell)[0])
     names: set[str] = set()
     models = [_fit_model(run, by_path) for run in fit_runs]
     sec.tables.append(rep.table(tables.projections_table(

@@ -154,3 +154,21 @@ def _sections(report) -> list:
 class _Title:
     def __init__(self, title: str) -> None:
         self.title = title
+
+
+def test_cells_two_grids_share_count_once(tmp_path: Path) -> None:
+    # a second grid holding alpha's 100 % cells again (same run keys, as a model comparison
+    # re-trains the main job's cells) and one cell of its own (slice 2)
+    other = create_run(tmp_path / "again", "data-scaling", {"model": "alpha"}, {"base_seed": 0})
+    for k, (map_pct, train_s, cpu_s) in enumerate([*CELLS[("alpha", 100.0)], (46.0, 9.0, 18.0)]):
+        other.append_row({
+            "kind": "cell", "run_key": f"alpha-100-{k}", "model": "alpha", "fraction_pct": 100.0,
+            "slice": k, "seed": k, "map_avg_pct": map_pct, "train_time_s": train_s,
+            "train_cpu_s": cpu_s, "status": "ok", "error": None,
+        })  # fmt: skip
+    other.finish("ok")
+    result = build_report([_grid(tmp_path / "cmp"), tmp_path / "again"], tmp_path / "r", ("png",))
+    curves = result.plots["learning_curves"].data.set_index(["model", "fraction_pct"])
+    assert curves.loc[("alpha", 100.0), "n_rows"] == 3  # slices 0, 1 once each, plus slice 2
+    assert curves.loc[("alpha", 100.0), "mean"] == pytest.approx((50 + 54 + 46) / 3)
+    assert curves.loc[("alpha", 10.0), "n_rows"] == 2
