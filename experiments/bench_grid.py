@@ -50,8 +50,8 @@ PHASES = (
 )  # fmt: skip
 # Row columns that measure the machine or say who ran the cell; the rest must match.
 MEASURED = {
-    "executor", "row_time", "train_time_s", "eval_time_s", "wall_time_s", "peak_mem_mib",
-    "step_time_ms", "bench",
+    "executor", "row_time", "train_time_s", "train_cpu_s", "eval_time_s", "wall_time_s",
+    "peak_mem_mib", "step_time_ms", "bench",
 }  # fmt: skip
 
 
@@ -204,8 +204,13 @@ def _run_side(tree: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]
     return result
 
 
-def _comparable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k not in MEASURED}
+# ``run_key`` hashes the resolved config, which later trees extend with new fields (the
+# protocol options of the fits work); it names the cell and is reported apart, not compared.
+NOT_RESULTS = MEASURED | {"run_key"}
+
+
+def _comparable(row: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {k: row.get(k) for k in sorted(keys - NOT_RESULTS)}
 
 
 def _median(values: list[float]) -> float:
@@ -235,10 +240,28 @@ def _summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             for row in run["rows"]:
                 cell = cells.setdefault(f"{row['fraction_pct']:g}%", {"before": [], "after": []})
                 cell[side].append(row)
+    added: set[str] = set()
+    differing: set[str] = set()
     for cell in cells.values():
-        reference = _comparable(cell["before"][0])
-        identical &= all(_comparable(r) == reference for r in cell["before"] + cell["after"])
-    out: dict[str, Any] = {"cells": {}, "identical_rows": identical}
+        rows = cell["before"] + cell["after"]
+        # Columns a later tree adds (e.g. ``model``) are not results; every column both
+        # trees record must match.
+        common = set.intersection(*(set(r) for r in rows))
+        added |= set.union(*(set(r) for r in rows)) - common
+        reference = _comparable(rows[0], common)
+        for r in rows:
+            diff = {k for k, v in _comparable(r, common).items() if v != reference[k]}
+            differing |= diff
+            identical &= not diff
+    out: dict[str, Any] = {
+        "cells": {},
+        "identical_rows": identical,
+        "columns_on_one_side": sorted(added),
+        "differing_columns": sorted(differing),
+        "run_keys_equal": all(
+            len({r["run_key"] for r in c["before"] + c["after"]}) == 1 for c in cells.values()
+        ),
+    }
     for name, cell in cells.items():
         entry = {}
         for side in ("before", "after"):
@@ -300,7 +323,13 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> None:
     print(
         f"grid wall time (one cell at a time): before {grid['before']['wall_s']:.1f} s, "
         f"after {grid['after']['wall_s']:.1f} s; rows identical: "
-        f"{'yes' if result['identical_rows'] else 'NO'}"
+        f"{'yes' if result['identical_rows'] else 'NO: ' + ', '.join(result['differing_columns'])}"
+        + (
+            f" (columns on one side only, not compared: {', '.join(result['columns_on_one_side'])})"
+            if result["columns_on_one_side"]
+            else ""
+        )
+        + ("" if result["run_keys_equal"] else "; run keys differ (the config gained fields)")
     )
 
 
