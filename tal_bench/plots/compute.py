@@ -123,6 +123,10 @@ def _log_y(ax: Any, values: pd.Series) -> None:
         ax.yaxis.set_minor_formatter("{x:g}")
 
 
+_MARKERS = "osD^vP<>"
+_DASHES = ("-", "--", "-.", ":")
+
+
 def _loglog_panel(ax: Any, table: pd.DataFrame, col: str, err_col: str | None) -> bool:
     """Draw ``col`` against length for each (model, device); returns whether anything was drawn."""
     drawn = False
@@ -137,7 +141,11 @@ def _loglog_panel(ax: Any, table: pd.DataFrame, col: str, err_col: str | None) -
             grp["length"],
             grp[col],
             yerr=yerr,
-            fmt="o-",
+            # Markers and dashes differ too: models of near-equal cost (ActionFormer and TriDet
+            # at the cpu presets) would otherwise hide one another.
+            fmt=_MARKERS[i % len(_MARKERS)],
+            linestyle=_DASHES[i % len(_DASHES)],
+            markersize=6 if i % 2 else 5,
             capsize=2.5,
             color=f"C{i % 8}",
             label=label,
