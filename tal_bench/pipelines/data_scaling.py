@@ -186,24 +186,6 @@ def base_overrides(
     return merge(base, overrides_to_dict(list(sets)))
 
 
-def parse_models(spec: str | Sequence[str]) -> list[str]:
-    """``"etad,actionformer"`` (or a list) -> registered model names, in order, each once.
-
-    Raises:
-        TalBenchError: empty, unknown (with the registry's suggestions) or repeated names.
-    """
-    from tal_bench.models import get_spec
-
-    names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
-    if not names or any(not n for n in names):
-        raise TalBenchError(f"bad --model {spec!r}: empty name; write e.g. etad,actionformer")
-    if len(set(names)) != len(names):
-        raise TalBenchError(f"bad --model {spec!r}: a model is given twice; list each once")
-    for name in names:
-        get_spec(name)  # unknown: one line naming the registered models
-    return names
-
-
 def build_data_scaling(
     model: str | Sequence[str] = "etad",
     fractions: str | Sequence[float] = DEFAULT_FRACTIONS,
@@ -237,6 +219,8 @@ def build_data_scaling(
         TalBenchError: unknown or repeated model, a model without ``preset``, bad fractions,
             slices < 1, an override setting a grid axis, bad config or protocol option.
     """
+    from tal_bench.pipelines.resolve import parse_models
+
     models = parse_models(model)
     pcts = parse_fractions(fractions) if isinstance(fractions, str) else list(fractions)
     if slices < 1:

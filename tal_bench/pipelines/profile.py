@@ -45,6 +45,7 @@ from torch import nn
 
 from tal_bench.config import RunConfig, to_dict
 from tal_bench.errors import TalBenchError
+from tal_bench.pipelines import resolve
 from tal_bench.pipelines.checks import check_device, check_out_dir, check_run
 from tal_bench.pipelines.profile_runners import Runner, count_items, make_items, make_runner
 from tal_bench.profiling import breakdown as bd
@@ -65,8 +66,6 @@ log = logging.getLogger(__name__)
 NUM_CLASSES = 20  # class count the detectors are built with for random inputs (THUMOS-14)
 ROOFLINE_TARGET = 0.5  # below this fraction of the GEMM peak, a time breakdown is written
 DRIFT_NOTE_FRAC = 0.03  # a control matmul changing more than this makes the run say so
-ALL_MODELS = "all"
-NOT_IN_ALL = ("dummy",)  # the test detector: registered, but not a detector to compare
 
 
 # ---------------------------------------------------------------------------- options
@@ -108,27 +107,9 @@ def parse_lengths(text: str) -> list[int]:
 
 
 def parse_models(text: str) -> list[str]:
-    """``"etad"``, ``"etad,tadtr"`` or ``"all"`` (every registered detector but ``dummy``, with
-    those of installed plugins) -> model names in the given order, without repeats.
-
-    Raises:
-        TalBenchError: an empty list or an unknown name (with the registered ones).
-    """
-    from tal_bench.models import get_spec, list_models
-
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
-        raise TalBenchError(
-            f"bad --model {text!r}: name a detector (talbench ls models), a comma list or all"
-        )
-    out: list[str] = []
-    for name in names:
-        if name == ALL_MODELS:
-            found = [m for m in list_models() if m not in NOT_IN_ALL]
-        else:
-            found = [get_spec(name).name]
-        out += [m for m in found if m not in out]
-    return out
+    """``--model`` of ``talbench profile``: one name, a comma list or ``all``
+    (:func:`tal_bench.pipelines.resolve.parse_models` with ``allow_all``)."""
+    return resolve.parse_models(text, allow_all=True)
 
 
 @dataclass
@@ -443,12 +424,10 @@ def models_rows(s: Session, cfgs: dict[str, RunConfig], on_row: Any = None) -> l
 
 
 def _resolve(opts: ProfileOptions) -> RunConfig:
-    from tal_bench.pipelines.resolve import resolve_run_config
-
     extra = [f"train.device={opts.device}"]
     if opts.threads is not None:
         extra.append(f"train.threads={opts.threads}")
-    return resolve_run_config(opts.model, opts.preset, [*opts.overrides, *extra])
+    return resolve.resolve_run_config(opts.model, opts.preset, [*opts.overrides, *extra])
 
 
 def _set_threads(opts: ProfileOptions) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,42 @@ def apply_protocol(cfg: RunConfig) -> RunConfig:
     if spec.check_config is not None:
         spec.check_config(cfg)
     return cfg
+
+
+ALL_MODELS = "all"
+NOT_IN_ALL = ("dummy",)  # the test detector: registered, but not a detector to compare
+
+
+def parse_models(spec: str | Sequence[str], allow_all: bool = False) -> list[str]:
+    """``"etad,actionformer"`` (or a list) -> registered model names, in the given order.
+
+    With ``allow_all`` (``talbench profile``), ``all`` stands for every registered detector but
+    ``dummy`` (those of installed plugins included) and a name given again is dropped, since
+    ``all`` may overlap the names beside it. Without it (a grid), a repeated name is refused: it
+    would train every cell twice.
+
+    Raises:
+        TalBenchError: an empty name, a repeated one (grids) or an unknown one (with the
+            registry's suggestions).
+    """
+    from tal_bench.models import get_spec, list_models
+
+    names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
+    if allow_all:
+        names = [n for n in names if n]
+        if not names:
+            raise TalBenchError(
+                f"bad --model {spec!r}: name a detector (talbench ls models), a comma list or all"
+            )
+    elif not names or any(not n for n in names):
+        raise TalBenchError(f"bad --model {spec!r}: empty name; write e.g. etad,actionformer")
+    elif len(set(names)) != len(names):
+        raise TalBenchError(f"bad --model {spec!r}: a model is given twice; list each once")
+    out: list[str] = []
+    for name in names:
+        if allow_all and name == ALL_MODELS:
+            found = [m for m in list_models() if m not in NOT_IN_ALL]
+        else:
+            found = [get_spec(name).name]  # unknown: one line naming the registered models
+        out += [m for m in found if m not in out]
+    return out
